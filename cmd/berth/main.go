@@ -1,0 +1,28 @@
+// Command berth makes a Linux host run exactly what a directory of manifests
+// describes. See README.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"berth.dev/berth/cmd/berth/internal/cli"
+	"berth.dev/berth/engine/reexec"
+)
+
+func init() {
+	// The container init, the monitor and the DNS helper are this binary
+	// re-executed; they must take over before main parses any flags.
+	if reexec.Init() {
+		os.Exit(0)
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
