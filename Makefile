@@ -15,10 +15,10 @@ export BERTH_TEST_ROOT ?= 1
 endif
 
 # Packages with no root-only code, run under the race detector (needs cgo).
-RACE_PKGS := ./spec/... ./schemas/... ./engine/state/...
+RACE_PKGS := ./spec/... ./schemas/... ./engine/state/... ./engine/registry/...
 FUZZTIME  ?= 10s
 
-.PHONY: all build test deps lint verify unit race fuzz bench demo schemas clean
+.PHONY: all build test deps lint verify unit race fuzz conformance bench demo schemas clean
 
 all: build
 
@@ -26,7 +26,7 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
 
 ## test: everything CI needs, from a fresh machine.
-test: deps lint verify unit race fuzz
+test: deps lint verify unit race fuzz conformance
 
 deps:
 	@bash .ci/deps
@@ -44,6 +44,11 @@ unit: build
 
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)
+
+## conformance: the OCI distribution-spec conformance program (default
+## configuration, every API on) against `berth registry serve` on 127.0.0.1.
+conformance: build
+	BERTH=$(BIN) GO=$(GO) bash .ci/conformance
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./spec/
