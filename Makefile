@@ -15,7 +15,7 @@ export BERTH_TEST_ROOT ?= 1
 endif
 
 # Packages with no root-only code, run under the race detector (needs cgo).
-RACE_PKGS := ./spec/... ./schemas/... ./engine/state/... ./engine/registry/...
+RACE_PKGS := ./spec/... ./schemas/... ./engine/state/... ./engine/enginetest/... ./engine/volume/... ./engine/registry/...
 FUZZTIME  ?= 10s
 
 .PHONY: all build test deps lint verify unit race fuzz conformance bench demo schemas clean

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Lock is an advisory lock on a file (flock). The kernel drops it when the
@@ -18,24 +17,42 @@ type Lock struct {
 // Acquire takes an exclusive lock on path, creating the file if needed, and
 // waits for it until ctx ends.
 func Acquire(ctx context.Context, path string) (*Lock, error) {
-	return acquire(ctx, path, unix.LOCK_EX)
+	return acquire(ctx, path, syscall.LOCK_EX, os.O_CREATE)
+}
+
+// AcquireExisting is Acquire for a lock file that must already exist: a
+// missing file is fs.ErrNotExist, and nothing is created. Locks that live
+// inside a directory another process may be deleting need it: creating the
+// file there would make that deletion fail with "directory not empty".
+func AcquireExisting(ctx context.Context, path string) (*Lock, error) {
+	return acquire(ctx, path, syscall.LOCK_EX, 0)
 }
 
 // AcquireShared takes a shared lock on path, waiting until ctx ends.
 func AcquireShared(ctx context.Context, path string) (*Lock, error) {
-	return acquire(ctx, path, unix.LOCK_SH)
+	return acquire(ctx, path, syscall.LOCK_SH, os.O_CREATE)
 }
 
 // TryAcquire takes an exclusive lock on path without waiting; ok is false
 // when another process holds it.
 func TryAcquire(path string) (l *Lock, ok bool, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	return tryAcquire(path, os.O_CREATE)
+}
+
+// TryAcquireExisting is TryAcquire without creating the file (see
+// AcquireExisting).
+func TryAcquireExisting(path string) (l *Lock, ok bool, err error) {
+	return tryAcquire(path, 0)
+}
+
+func tryAcquire(path string, create int) (l *Lock, ok bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|create|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		if err == unix.EWOULDBLOCK {
+		if err == syscall.EWOULDBLOCK {
 			return nil, false, nil
 		}
 		return nil, false, fmt.Errorf("lock %s: %w", path, err)
@@ -43,8 +60,8 @@ func TryAcquire(path string) (l *Lock, ok bool, err error) {
 	return &Lock{f: f}, true, nil
 }
 
-func acquire(ctx context.Context, path string, how int) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+func acquire(ctx context.Context, path string, how, create int) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|create|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -52,11 +69,11 @@ func acquire(ctx context.Context, path string, how int) (*Lock, error) {
 	// interrupted by ctx. The back-off keeps an uncontended lock at one syscall.
 	wait := 200 * time.Microsecond
 	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
 			return &Lock{f: f}, nil
 		}
-		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
