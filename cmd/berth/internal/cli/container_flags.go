@@ -416,3 +416,15 @@ func parseBytes(s string) (int64, error) {
 	}
 	return int64(v * float64(mult)), nil
 }
+
+// commandArgs returns the command that follows the first positional
+// argument (IMAGE or CONTAINER). Flag parsing stops at that argument, so a
+// "--" written after it, as in `berth exec web -- ps`, reaches us as a word
+// of its own; like Docker, drop it rather than run a program named "--".
+func commandArgs(args []string) []string {
+	rest := args[1:]
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	}
+	return rest
+}

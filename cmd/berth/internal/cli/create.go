@@ -18,7 +18,7 @@ func NewCmdCreate(o *Options) *cobra.Command {
 		Long:  `Create a container from IMAGE and print its ID. It takes the flags of berth run.`,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.config(cmd.Flags(), args[0], args[1:], os.LookupEnv)
+			cfg, err := f.config(cmd.Flags(), args[0], commandArgs(args), os.LookupEnv)
 			if err != nil {
 				return err
 			}

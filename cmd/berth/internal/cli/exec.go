@@ -33,7 +33,11 @@ capabilities, user (or -u) and environment (plus -e), and exit with its exit
 code. A command that cannot start exits with 127 or 126.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg := engine.ExecConfig{Cmd: args[1:], User: f.user, WorkingDir: f.workdir, Privileged: f.privileged}
+			cmd0 := commandArgs(args)
+			if len(cmd0) == 0 {
+				return errors.New("exec: no command given")
+			}
+			cfg := engine.ExecConfig{Cmd: cmd0, User: f.user, WorkingDir: f.workdir, Privileged: f.privileged}
 			for _, e := range f.env {
 				if kv, ok := envValue(e, os.LookupEnv); ok {
 					cfg.Env = append(cfg.Env, kv)

@@ -83,7 +83,7 @@ status=created|running|restarting|exited|dead.`,
 					if f.noTrunc {
 						cmdline = fmt.Sprintf("%q", strings.Join(c.Command, " "))
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\t%s\n", truncID(c.ID, f.noTrunc), c.Config.Image, cmdline,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\t%s\n", truncID(c.ID, f.noTrunc), truncImage(c.Config.Image, f.noTrunc), cmdline,
 						humanDuration(now.Sub(c.Created)), containerStatus(c.State, now), c.Name)
 				}
 				return tw.Flush()
@@ -107,4 +107,14 @@ func matchAny(s string, want []string, match func(string, string) bool) bool {
 		}
 	}
 	return false
+}
+
+// truncImage shortens a digest-pinned reference (the reconciler pins every
+// container to name@sha256:<64 hex>) to 12 hex digits, as IDs are shown.
+func truncImage(ref string, full bool) string {
+	name, digest, ok := strings.Cut(ref, "@sha256:")
+	if full || !ok || len(digest) <= 12 {
+		return ref
+	}
+	return name + "@sha256:" + digest[:12]
 }

@@ -27,7 +27,7 @@ terminal with -t), forwards signals to it and exits with its exit code; with
 with 127 (command not found), 126 (not executable) or 125 (anything else).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.config(cmd.Flags(), args[0], args[1:], os.LookupEnv)
+			cfg, err := f.config(cmd.Flags(), args[0], commandArgs(args), os.LookupEnv)
 			if err != nil {
 				return err
 			}
