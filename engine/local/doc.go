@@ -10,4 +10,5 @@
 //	volumes/      named volumes (engine/volume)
 //	networks/     network records and IP allocations (engine/network)
 //	run/          what has no meaning after a reboot: netns bind mounts, sockets, helper pids
+//	projects/     the reconciler's per-project lock and status files (not the engine's)
 package local

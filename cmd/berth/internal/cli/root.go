@@ -68,7 +68,7 @@ func (e *ExitError) Unwrap() error { return e.Err }
 func Run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
 	o := &Options{In: in, Out: out, Err: errOut}
 	root := NewCmdRoot(o)
-	root.SetArgs(args)
+	root.SetArgs(terraformOut(args))
 	root.SetIn(in)
 	root.SetOut(out)
 	root.SetErr(errOut)
