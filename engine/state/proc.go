@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"sync"
 )
@@ -55,7 +54,7 @@ func StartTime(pid int) (uint64, error) {
 }
 
 func stat(pid int) (start uint64, state byte, err error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	data, err := readFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, 0, fmt.Errorf("process %d: %w", pid, fs.ErrNotExist)
@@ -68,9 +67,22 @@ func stat(pid int) (start uint64, state byte, err error) {
 	if i < 0 || i+2 >= len(data) {
 		return 0, 0, fmt.Errorf("process %d: malformed stat", pid)
 	}
-	fields := bytes.Fields(data[i+2:])
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
+	// Field 3 (state) and field 22 (start time), without splitting all 52
+	// (every observe of a container reads two of these files).
+	var fields [20][]byte
+	n := 0
+	for rest := data[i+2:]; n < len(fields); n++ {
+		rest = bytes.TrimLeft(rest, " \n")
+		end := bytes.IndexAny(rest, " \n")
+		if end < 0 {
+			end = len(rest)
+		}
+		if end == 0 {
+			break
+		}
+		fields[n], rest = rest[:end], rest[end:]
+	}
+	if n < len(fields) {
 		return 0, 0, fmt.Errorf("process %d: malformed stat", pid)
 	}
 	start, err = strconv.ParseUint(string(fields[19]), 10, 64)
@@ -84,7 +96,7 @@ func stat(pid int) (start uint64, state byte, err error) {
 func BootID() (string, error) { return bootID() }
 
 var bootID = sync.OnceValues(func() (string, error) {
-	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	data, err := readFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return "", fmt.Errorf("boot id: %w", err)
 	}

@@ -3,10 +3,12 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,5 +191,61 @@ func TestProcessIdentity(t *testing.T) {
 	if _, err := ProcessOf(cmd.Process.Pid); err == nil {
 		// The pid may have been reused already; only a missing process is an error.
 		t.Log("pid reused by another process")
+	}
+}
+
+// TestReadFileAsOSReadFile checks readFile against os.ReadFile: contents of
+// empty, small, large and /proc files, and the errors.
+func TestReadFileAsOSReadFile(t *testing.T) {
+	dir := t.TempDir()
+	big := make([]byte, 100<<10)
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	files := map[string][]byte{"empty": {}, "small": []byte(`{"a":1}`), "page": big[:2048], "big": big}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{
+		filepath.Join(dir, "empty"), filepath.Join(dir, "small"), filepath.Join(dir, "page"), filepath.Join(dir, "big"),
+		"/proc/self/status", filepath.Join(dir, "missing"), dir,
+	} {
+		want, wantErr := os.ReadFile(p)
+		got, err := readFile(p)
+		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+			t.Errorf("readFile(%s) error = %v, want %v", p, err, wantErr)
+			continue
+		}
+		if err == nil && p != "/proc/self/status" && string(got) != string(want) {
+			t.Errorf("readFile(%s) = %d bytes, want %d", p, len(got), len(want))
+		}
+		if err == nil && p == "/proc/self/status" && (len(got) < 100 || string(got[:5]) != "Name:") {
+			t.Errorf("readFile(%s) = %q", p, got)
+		}
+	}
+	if _, err := readFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("readFile of a missing file = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestStatFields checks the parse of /proc/PID/stat against the fields as
+// split by strings.Fields, for this process and for init.
+func TestStatFields(t *testing.T) {
+	for _, pid := range []int{os.Getpid(), 1} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(data)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		start, state, err := stat(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fields[19]; fmt.Sprint(start) != want || string(state) != fields[0] {
+			t.Errorf("stat(%d) = start %d, state %c; want %s, %s", pid, start, state, want, fields[0])
+		}
 	}
 }
