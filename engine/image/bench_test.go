@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -57,18 +59,50 @@ func BenchmarkPullLarge(b *testing.B) {
 		layers = append(layers, l)
 		total += len(l)
 	}
-	tb := b
-	reg := startRegistry(tb)
-	img := buildImage(tb, layers, "gzip", false, amd64, nil)
-	reg.push(tb, "bench/large", "latest", img)
 	b.SetBytes(int64(total))
+	benchPull(b, "bench/large", layers)
+}
+
+// benchPull pushes an image of layers to a registry as repo and times its
+// pull into a fresh store.
+func benchPull(b *testing.B, repo string, layers [][]byte) {
+	reg := startRegistry(b)
+	img := buildImage(b, layers, "gzip", false, amd64, nil)
+	reg.push(b, repo, "latest", img)
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		s := openStore(tb)
+		s := openStore(b)
 		b.StartTimer()
-		if _, err := s.Pull(b.Context(), reg.addr+"/bench/large", engine.PullOptions{}); err != nil {
+		if _, err := s.Pull(b.Context(), reg.addr+"/"+repo, engine.PullOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPullBusybox pulls a one-layer image of the static busybox and a
+// hard link per applet, as Docker's busybox image is, into a fresh store
+// each time (bench/image.go measures the whole CLI).
+func BenchmarkPullBusybox(b *testing.B) {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		b.Skipf("needs the static busybox at /bin/busybox (busybox-static): %v", err)
+	}
+	list, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	mod := time.Unix(1700000000, 0)
+	var l bytes.Buffer
+	tw := tar.NewWriter(&l)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755, ModTime: mod})
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(bb)), ModTime: mod})
+	tw.Write(bb)
+	for _, a := range strings.Fields(string(list)) {
+		if a != "busybox" {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: "bin/" + a, Linkname: "bin/busybox", ModTime: mod})
+		}
+	}
+	tw.Close()
+	benchPull(b, "bench/busybox", [][]byte{l.Bytes()})
 }

@@ -111,8 +111,9 @@ type ingest struct {
 	f       *os.File
 	h       hash.Hash
 	n       int64
-	synced  int64 // bytes handed to writeback so far
-	fsynced bool  // on disk
+	synced  int64      // bytes handed to writeback so far
+	fsynced bool       // on disk
+	bg      chan error // the result of a background sync, if one runs
 	done    bool
 }
 
@@ -157,12 +158,32 @@ func (w *ingest) verify(want v1.Hash, wantSize int64) error {
 	return nil
 }
 
+// syncInBackground starts flushing a complete ingest to disk, so that the
+// commit finds it done; nothing may be written to it afterwards. sync
+// waits for it.
+func (w *ingest) syncInBackground() {
+	if w.done || w.fsynced || w.bg != nil {
+		return
+	}
+	bg := make(chan error, 1)
+	w.bg = bg
+	f := w.f
+	go func() { bg <- f.Sync() }()
+}
+
 // sync flushes an ingest's data to disk.
 func (w *ingest) sync() error {
 	if w.done || w.fsynced {
 		return nil
 	}
-	if err := w.f.Sync(); err != nil {
+	var err error
+	if w.bg != nil {
+		err = <-w.bg
+		w.bg = nil
+	} else {
+		err = w.f.Sync()
+	}
+	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	w.fsynced = true

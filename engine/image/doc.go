@@ -16,6 +16,10 @@
 //	ingest/                downloads and imports in progress; never trusted
 //	lock, gc.lock          flock files
 //
+// The store's directory and snapshots/ carry ext4's "top of directory
+// hierarchy" flag (chattr +T), so that each snapshot gets block groups of
+// its own (see markTopDir).
+//
 // A blob enters blobs/ only by a rename after its size and digest matched the
 // descriptor that named it and its data reached the disk (fsync), so a crash
 // or an interrupted pull leaves at most files in ingest/ that nothing reads
@@ -94,10 +98,12 @@
 // # Pull and push
 //
 // A pull resolves the reference to a manifest (choosing the platform from an
-// index), then brings in every layer it lacks, up to WithJobs at a time. A
+// index), then brings in every layer it lacks, up to WithJobs at a time; the
+// downloads of missing layers start while the image config is fetched. A
 // missing layer streams from the registry through three goroutines: one
-// hashes the compressed bytes into the blob file, one decompresses and
-// hashes the tar stream, one writes the files of the snapshot. A push sends
+// hashes the compressed bytes into the blob file (and starts its fsync as
+// soon as it is complete), one decompresses, one hashes the tar stream and
+// writes the files of the snapshot. A push sends
 // the stored manifest byte for byte after making sure the registry has every
 // blob: it may already, it may mount it from a repository of the same
 // registry the store knows holds it, or it gets it in one streamed PUT.
@@ -123,5 +129,6 @@
 // request, a redirect included, is refused, and every other registry is
 // spoken to over HTTPS only. A registry that may use plain HTTP is probed
 // with a plain GET /v2/ first: when it answers as a registry, the TLS
-// attempt is skipped.
+// attempt is skipped, and the answer stands for the authentication
+// handshake's ping.
 package image

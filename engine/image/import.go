@@ -193,6 +193,12 @@ func writeDirTar(ctx context.Context, dir string, w io.Writer) error {
 			hdr.Name = "./"
 		}
 		hdr.Uname, hdr.Gname = "", ""
+		// As Docker writes layers: modification times to the second, no
+		// access or change times. Importing the same tree twice gives the
+		// same layer, and a plain entry needs no PAX record, which halves
+		// the headers every pull of the image parses.
+		hdr.ModTime = hdr.ModTime.Truncate(time.Second)
+		hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 		hdr.Format = tar.FormatPAX
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
 			key := [2]uint64{uint64(st.Dev), st.Ino}

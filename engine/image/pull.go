@@ -77,7 +77,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts engine.PullOptions) (
 		return engine.Image{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	phase("connected")
-	p := &puller{s: s, sess: sess, repo: repo, progress: progress}
+	p := &puller{s: s, sess: sess, repo: repo, progress: progress, reportProgress: opts.Progress != nil}
 	defer p.discard()
 
 	top, err := remote.Get(r, sess.remoteOptions(ctx)...)
@@ -138,6 +138,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts engine.PullOptions) (
 		return engine.Image{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
 
+	p.prefetch(ctx, mf.Layers)
 	cfgData, err := p.config(ctx, mf.Config)
 	if err != nil {
 		return engine.Image{}, fmt.Errorf("pull %s: %w", ref, err)
@@ -177,18 +178,20 @@ func (s *Store) Pull(ctx context.Context, ref string, opts engine.PullOptions) (
 	if indexDigest != (v1.Hash{}) {
 		rec.Index = indexDigest.String()
 	}
+	var recorded *repoIndex
 	err = s.updateIndex(ctx, func(ix *repoIndex) error {
 		ix.addImage(id, rec)
 		if t, ok := r.(name.Tag); ok {
 			ix.Tags[familiarTag(t)] = id
 		}
+		recorded = ix
 		return nil
 	})
 	if err != nil {
 		return engine.Image{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	phase("recorded")
-	return s.Inspect(ctx, id)
+	return s.describe(recorded, id)
 }
 
 // presentByDigest returns the image d names if it is complete locally (and
@@ -292,10 +295,79 @@ type puller struct {
 	sess     *session
 	repo     name.Repository
 	progress func(engine.PullProgress)
+	// reportProgress is set when someone listens to progress.
+	reportProgress bool
 
 	mu        sync.Mutex
 	blobs     []*ingest
 	snapshots []*pendingSnapshot
+	fetches   map[v1.Hash]*fetch
+}
+
+// fetch is a layer download started early.
+type fetch struct {
+	done chan struct{}
+	resp *http.Response
+	err  error
+}
+
+// prefetch starts the downloads of missing layers, as many as may run at
+// once, while the image config is fetched: the config names the snapshots
+// and the digests unpacked layers must have, which matter only once a
+// layer is unpacked, so its first bytes need not wait for a round trip.
+func (p *puller) prefetch(ctx context.Context, layers []v1.Descriptor) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range layers {
+		if len(p.fetches) == p.s.opts.jobs {
+			return
+		}
+		if checkDigest(l.Digest) != nil || p.fetches[l.Digest] != nil {
+			continue
+		}
+		if _, ok := p.s.blobSize(l.Digest); ok {
+			continue
+		}
+		if p.fetches == nil {
+			p.fetches = map[v1.Hash]*fetch{}
+		}
+		f := &fetch{done: make(chan struct{})}
+		p.fetches[l.Digest] = f
+		go func() {
+			defer close(f.done)
+			f.resp, f.err = p.sess.getBlob(ctx, p.repo, l.Digest)
+		}()
+	}
+}
+
+// getBlob returns the download of the blob d: the one prefetch started, or
+// a new one.
+func (p *puller) getBlob(ctx context.Context, d v1.Hash) (*http.Response, error) {
+	p.mu.Lock()
+	f := p.fetches[d]
+	delete(p.fetches, d)
+	p.mu.Unlock()
+	if f == nil {
+		return p.sess.getBlob(ctx, p.repo, d)
+	}
+	select {
+	case <-f.done:
+		return f.resp, f.err
+	case <-ctx.Done():
+		closeFetch(f)
+		return nil, context.Cause(ctx)
+	}
+}
+
+// closeFetch releases a download that will not be read, once it has
+// started.
+func closeFetch(f *fetch) {
+	go func() {
+		<-f.done
+		if f.resp != nil {
+			f.resp.Body.Close()
+		}
+	}()
 }
 
 func (p *puller) addBlob(w *ingest) {
@@ -330,6 +402,7 @@ func (p *puller) stage(data []byte, d v1.Hash) error {
 		w.discard()
 		return err
 	}
+	w.syncInBackground()
 	p.addBlob(w)
 	return nil
 }
@@ -456,7 +529,7 @@ func (p *puller) layer(ctx context.Context, l v1.Descriptor, diffID, chainID, pa
 	if !l.MediaType.IsDistributable() {
 		p.s.opts.log.Debug("fetching a non-distributable layer from the registry", "digest", l.Digest.String())
 	}
-	resp, err := p.sess.getBlob(ctx, p.repo, l.Digest)
+	resp, err := p.getBlob(ctx, l.Digest)
 	if err != nil {
 		return "", err
 	}
@@ -473,7 +546,10 @@ func (p *puller) layer(ctx context.Context, l v1.Descriptor, diffID, chainID, pa
 	}()
 	ev.Status = "downloading"
 	p.progress(ev)
-	body := &progressReader{r: io.LimitReader(resp.Body, l.Size+1), ev: ev, fn: p.progress}
+	var body io.Reader = io.LimitReader(resp.Body, l.Size+1)
+	if p.reportProgress {
+		body = &progressReader{r: body, ev: ev, fn: p.progress}
+	}
 	if !needSnap {
 		buf := getBuffer()
 		_, err := io.CopyBuffer(w, body, buf)
@@ -481,31 +557,34 @@ func (p *puller) layer(ctx context.Context, l v1.Descriptor, diffID, chainID, pa
 		if err != nil {
 			return "", err
 		}
+		w.syncInBackground()
 	} else {
-		// Download (hash, write the blob) and unpack (decompress, hash,
-		// write files) run in two goroutines with a few chunks between
-		// them.
+		// Download (hash, write the blob) and unpack run in two
+		// goroutines with a few chunks between them, so that the
+		// decompressor never waits on the network. The blob is flushed to
+		// disk as soon as it is complete, while the unpacker finishes.
 		pipe := newChunkPipe(3)
 		dl := make(chan error, 1)
 		go func() {
 			err := fill(pipe, io.TeeReader(body, w))
 			if err == nil {
-				// Flush the blob now, while the unpacker still works, rather
-				// than in the commit.
-				err = w.sync()
+				w.syncInBackground()
 			}
 			dl <- err
 		}()
 		ps, err := p.s.buildSnapshot(ctx, pipe, l.Size, diffID, chainID, parent, false)
 		if err == nil {
-			// Whatever the unpacker left still belongs to the blob.
+			// What the decompressor left (it stops at the end of its
+			// stream) still belongs to the blob.
 			_, err = io.Copy(io.Discard, pipe)
 		}
 		pipe.closeRead()
-		derr := <-dl
-		pipe.release()
-		if err == nil && derr != nil {
+		if derr := <-dl; err == nil {
 			err = derr
+		}
+		pipe.release()
+		if err == nil {
+			err = w.sync()
 		}
 		if err != nil {
 			if ps != nil {
@@ -560,6 +639,10 @@ func (p *puller) commit() error {
 func (p *puller) discard() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for d, f := range p.fetches {
+		closeFetch(f)
+		delete(p.fetches, d)
+	}
 	for _, w := range p.blobs {
 		w.discard()
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -31,7 +32,9 @@ type session struct {
 var baseTransport = sync.OnceValue(func() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 16
-	t.ReadBufferSize = 64 << 10
+	// The read buffer stays small (the default 4 KiB): layers are read in
+	// chunks larger than that, which bufio then reads straight from the
+	// socket, so blob bytes are copied once, not twice.
 	t.WriteBufferSize = 64 << 10
 	return t
 })
@@ -48,11 +51,14 @@ func (s *Store) newSession(ctx context.Context, reg name.Registry, scopes []stri
 		base = s.opts.transport
 	}
 	base = &policyTransport{inner: base, allowHTTP: s.insecureHost}
-	if s.insecureHost(reg.RegistryStr()) && probeHTTP(ctx, base, reg.RegistryStr()) {
-		// ggcr pings HTTPS first and falls back to HTTP; for a registry
-		// known to answer plain HTTP (it may: loopback or listed as
-		// insecure) the TLS attempt is only cost.
-		base = &plainHTTPTransport{inner: base, host: reg.RegistryStr()}
+	if s.insecureHost(reg.RegistryStr()) {
+		if ping := probeHTTP(ctx, base, reg.RegistryStr()); ping != nil {
+			// ggcr pings HTTPS first and falls back to HTTP; for a
+			// registry known to answer plain HTTP (it may: loopback or
+			// listed as insecure) the TLS attempt is only cost, and the
+			// ping itself is the question the probe just asked.
+			base = &plainHTTPTransport{inner: base, host: reg.RegistryStr(), ping: ping}
+		}
 	}
 	base = transport.NewRetry(base)
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, scopes)
@@ -100,37 +106,59 @@ func (p *policyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return p.inner.RoundTrip(req)
 }
 
-// probeHTTP reports whether hostport answers the registry API over plain
-// HTTP (a TLS server answers a plain request with 400).
-func probeHTTP(ctx context.Context, rt http.RoundTripper, hostport string) bool {
+// probeHTTP returns hostport's answer to a plain-HTTP GET /v2/ when it
+// answers as a registry (200, or 401 with its authentication challenge); a
+// TLS server answers a plain request with 400.
+func probeHTTP(ctx context.Context, rt http.RoundTripper, hostport string) *http.Response {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostport+"/v2/", nil)
 	if err != nil {
-		return false
+		return nil
 	}
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
-		return false
+		return nil
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
+		return nil
+	}
+	return resp
 }
 
 // plainHTTPTransport fails HTTPS requests to a registry that speaks plain
-// HTTP at once, so that ggcr's ping falls back without a TLS handshake.
+// HTTP at once, so that ggcr's ping falls back without a TLS handshake, and
+// answers that ping (the first GET /v2/) with the probe's response instead
+// of asking the registry again.
 type plainHTTPTransport struct {
-	inner http.RoundTripper
-	host  string
+	inner  http.RoundTripper
+	host   string
+	ping   *http.Response
+	pinged atomic.Bool
 }
 
 func (p *plainHTTPTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "https" && req.URL.Host == p.host {
-		if req.Body != nil {
-			req.Body.Close()
+	if req.URL.Host == p.host {
+		switch {
+		case req.URL.Scheme == "https":
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, fmt.Errorf("registry %s speaks plain HTTP", p.host)
+		case req.Method == http.MethodGet && req.URL.Path == "/v2/" && req.Header.Get("Authorization") == "" && p.pinged.CompareAndSwap(false, true):
+			return &http.Response{
+				Status:     p.ping.Status,
+				StatusCode: p.ping.StatusCode,
+				Proto:      p.ping.Proto,
+				ProtoMajor: p.ping.ProtoMajor,
+				ProtoMinor: p.ping.ProtoMinor,
+				Header:     p.ping.Header.Clone(),
+				Body:       http.NoBody,
+				Request:    req,
+			}, nil
 		}
-		return nil, fmt.Errorf("registry %s speaks plain HTTP", p.host)
 	}
 	return p.inner.RoundTrip(req)
 }

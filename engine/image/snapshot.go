@@ -230,18 +230,20 @@ func (s *Store) unpackPending(ctx context.Context, tarStream io.Reader, limit in
 	if err := os.Mkdir(fsDir, 0o755); err != nil {
 		return nil, v1.Hash{}, 0, fmt.Errorf("snapshot: %w", err)
 	}
-	// Decompressing and hashing the stream (this goroutine's reader) runs
-	// in its own goroutine, ahead of the unpacker writing files, so that
-	// one large layer keeps two cores busy.
-	lr := &limitedHashReader{r: tarStream, h: sha256.New(), limit: limit}
+	// Reading the stream (for a pull: downloading, storing and hashing the
+	// blob, and decompressing it) runs in its own goroutine, ahead of the
+	// unpacker, which hashes what it reads and writes the files: one large
+	// layer keeps two cores busy, and on a small one the decompressor, the
+	// longest step, has a core to itself.
 	pipe := newChunkPipe(3)
 	produced := make(chan error, 1)
-	go func() { produced <- fill(pipe, lr) }()
-	stats, err := unpackTar(ctx, fsDir, pipe, s.opts.log)
+	go func() { produced <- fill(pipe, tarStream) }()
+	lr := &limitedHashReader{r: pipe, h: sha256.New(), limit: limit}
+	stats, err := unpackTar(ctx, fsDir, lr, s.opts.log)
 	if err == nil {
 		// Read to the end: the tar stream's padding belongs to the diff ID,
 		// and a decompressor checks its trailer only at the end.
-		_, err = io.Copy(io.Discard, pipe)
+		_, err = io.Copy(io.Discard, lr)
 	}
 	pipe.closeRead()
 	if perr := <-produced; err == nil && perr != nil && perr != errPipeClosed {

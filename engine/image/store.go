@@ -126,11 +126,16 @@ func Open(root string, opts ...Option) (*Store, error) {
 	s := &Store{root: abs, opts: o}
 	// 0700: snapshots hold setuid binaries and device-less copies of whole
 	// images; no unprivileged host user has any business in them.
-	if err := os.MkdirAll(abs, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
-	for _, dir := range []string{"blobs/sha256", "snapshots", "ingest"} {
-		if err := os.MkdirAll(filepath.Join(abs, dir), 0o700); err != nil {
+	for _, dir := range []string{"", "blobs", "blobs/sha256", "snapshots", "ingest"} {
+		path := filepath.Join(abs, dir)
+		err := os.Mkdir(path, 0o700)
+		switch {
+		case err == nil && (dir == "" || dir == "snapshots"):
+			markTopDir(path)
+		case err != nil && !errors.Is(err, fs.ErrExist):
 			return nil, fmt.Errorf("image store: %w", err)
 		}
 	}

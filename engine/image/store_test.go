@@ -657,3 +657,31 @@ func TestPullHostileLayer(t *testing.T) {
 		t.Errorf("a refused pull recorded %d images", len(imgs))
 	}
 }
+
+// TestPullConfigMissing checks that layers downloaded while the config was
+// fetched (see prefetch) are dropped when the config turns out to be
+// missing, and leave nothing in the store.
+func TestPullConfigMissing(t *testing.T) {
+	reg := startRegistry(t)
+	layers := [][]byte{
+		layerTar(t, tarEntry{name: "a", body: strings.Repeat("a", 1<<20)}),
+		layerTar(t, tarEntry{name: "b", body: strings.Repeat("b", 1<<20)}),
+	}
+	img := buildImage(t, layers, "gzip", false, amd64, nil)
+	reg.push(t, "noconfig/app", "latest", img)
+	reg.do(t, http.MethodDelete, "/v2/noconfig/app/blobs/"+img.id, "", nil, http.StatusAccepted)
+	s := openStore(t)
+	if _, err := s.Pull(t.Context(), reg.addr+"/noconfig/app", engine.PullOptions{}); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("pull without a config: %v, want ErrNotFound", err)
+	}
+	for _, dir := range []string{"snapshots", "ingest", filepath.Join("blobs", "sha256")} {
+		if n := countDir(t, filepath.Join(s.Root(), dir)); n != 0 {
+			t.Errorf("%s holds %d entries after a failed pull", dir, n)
+		}
+	}
+	// The same store pulls the image once it is whole again.
+	reg.push(t, "noconfig/app", "latest", img)
+	if _, err := s.Pull(t.Context(), reg.addr+"/noconfig/app", engine.PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

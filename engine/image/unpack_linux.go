@@ -56,12 +56,17 @@ type unpacker struct {
 	log    *slog.Logger
 	isRoot bool
 	buf    []byte
+	// uid and gid are the owner of what this process creates.
+	uid, gid int
 
 	// cached parent directory: consecutive files of one directory are the
 	// common case. Entries only ever change children of their parent, never
 	// how the parent's own path resolves, so the cache stays valid.
 	cacheDir string
 	cacheF   *os.File
+	// cacheGid is the group new entries of the cached directory get: its
+	// own when it is set-group-ID, ours otherwise; -1 when unknown.
+	cacheGid int
 
 	dirs  []dirTimes
 	stats unpackStats
@@ -85,6 +90,8 @@ func unpackTar(ctx context.Context, dir string, r io.Reader, log *slog.Logger) (
 		log:    log,
 		isRoot: os.Geteuid() == 0,
 		buf:    getBuffer(),
+		uid:    os.Geteuid(),
+		gid:    os.Getegid(),
 	}
 	defer putBuffer(u.buf)
 	defer u.dropCache()
@@ -125,7 +132,9 @@ func cleanEntryPath(name string) (string, error) {
 		return "", errors.New("name contains a NUL byte")
 	}
 	depth := 0
-	for _, c := range strings.Split(name, "/") {
+	for rest, more := name, true; more; {
+		var c string
+		c, rest, more = strings.Cut(rest, "/")
 		switch c {
 		case "", ".":
 		case "..":
@@ -137,11 +146,12 @@ func cleanEntryPath(name string) (string, error) {
 			depth++
 		}
 	}
-	p := path.Clean("/" + name)
-	if p == "/" {
+	// Clean returns an already clean name as it is, without allocating.
+	p := strings.TrimPrefix(path.Clean(name), "/")
+	if p == "" {
 		return ".", nil
 	}
-	return p[1:], nil
+	return p, nil
 }
 
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
@@ -218,7 +228,14 @@ func (u *unpacker) parent(entry, dir string) (*os.File, error) {
 	if err != nil {
 		return nil, &UnpackError{Entry: entry, Reason: fmt.Sprintf("open parent directory: %v", err)}
 	}
-	u.cacheDir, u.cacheF = dir, f
+	u.cacheDir, u.cacheF, u.cacheGid = dir, f, -1
+	var st unix.Stat_t
+	if u.isRoot && unix.Fstat(int(f.Fd()), &st) == nil {
+		u.cacheGid = u.gid
+		if st.Mode&unix.S_ISGID != 0 {
+			u.cacheGid = int(st.Gid)
+		}
+	}
 	return f, nil
 }
 
@@ -227,6 +244,14 @@ func (u *unpacker) dropCache() {
 		u.cacheF.Close()
 		u.cacheF, u.cacheDir = nil, ""
 	}
+}
+
+// ownedAsIs reports whether an entry just created in the cached parent
+// directory already has the owner the header asks for, so that chown can
+// be skipped: a new file belongs to our user and to our group, or to the
+// directory's group when that is set-group-ID.
+func (u *unpacker) ownedAsIs(hdr *tar.Header) bool {
+	return u.cacheGid >= 0 && hdr.Uid == u.uid && hdr.Gid == u.cacheGid
 }
 
 // clear removes what exists at dir/base, unless it is a directory and
@@ -256,17 +281,24 @@ func (u *unpacker) clear(entry string, pf *os.File, name, base string, keepDir b
 	return false, nil
 }
 
-// prepare returns the parent directory of a new non-directory entry, with
-// whatever was at its name removed.
-func (u *unpacker) prepare(hdr *tar.Header, name, dir, base string) (*os.File, error) {
+// create makes a new non-directory entry: mk creates base in the parent
+// directory it is given and fails with EEXIST when something is there
+// already (an earlier entry of the layer: the later one wins, as in tar),
+// in which case that is removed and mk runs again. Trying first saves a
+// stat per entry in the usual case of a name seen once.
+func (u *unpacker) create(hdr *tar.Header, name, dir, base string, mk func(pf *os.File) error) (*os.File, error) {
 	pf, err := u.parent(hdr.Name, dir)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := u.clear(hdr.Name, pf, name, base, false); err != nil {
-		return nil, err
+	err = mk(pf)
+	if errors.Is(err, fs.ErrExist) {
+		if _, err := u.clear(hdr.Name, pf, name, base, false); err != nil {
+			return nil, err
+		}
+		err = mk(pf)
 	}
-	return pf, nil
+	return pf, err
 }
 
 func (u *unpacker) directory(hdr *tar.Header, name, dir, base string) error {
@@ -276,8 +308,13 @@ func (u *unpacker) directory(hdr *tar.Header, name, dir, base string) error {
 			return &UnpackError{Entry: hdr.Name, Reason: err.Error()}
 		}
 		defer f.Close()
-		if err := u.attrs(hdr, int(f.Fd())); err != nil {
+		if err := u.attrs(hdr, int(f.Fd()), false); err != nil {
 			return err
+		}
+		if u.cacheDir == "." {
+			// Its set-group-ID bit or group may have changed. (Any other
+			// directory entry first caches its parent instead.)
+			u.dropCache()
 		}
 		u.dirs = append(u.dirs, dirTimes{name: ".", atime: hdr.AccessTime, mtime: hdr.ModTime})
 		return nil
@@ -286,21 +323,30 @@ func (u *unpacker) directory(hdr *tar.Header, name, dir, base string) error {
 	if err != nil {
 		return err
 	}
-	kept, err := u.clear(hdr.Name, pf, name, base, true)
-	if err != nil {
-		return err
-	}
-	if !kept {
-		if err := unix.Mkdirat(int(pf.Fd()), base, 0o700); err != nil {
-			return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("mkdir: %v", err)}
+	created := true
+	err = unix.Mkdirat(int(pf.Fd()), base, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		kept, err := u.clear(hdr.Name, pf, name, base, true)
+		if err != nil {
+			return err
 		}
+		created = false
+		if !kept {
+			created = true
+			if err := unix.Mkdirat(int(pf.Fd()), base, 0o700); err != nil {
+				return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("mkdir: %v", err)}
+			}
+		}
+	} else if err != nil {
+		return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("mkdir: %v", err)}
 	}
+	owned := created && u.ownedAsIs(hdr)
 	dfd, err := unix.Openat(int(pf.Fd()), base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("open directory: %v", err)}
 	}
 	defer unix.Close(dfd)
-	if err := u.attrs(hdr, dfd); err != nil {
+	if err := u.attrs(hdr, dfd, owned); err != nil {
 		return err
 	}
 	u.dirs = append(u.dirs, dirTimes{name: name, atime: hdr.AccessTime, mtime: hdr.ModTime})
@@ -308,13 +354,13 @@ func (u *unpacker) directory(hdr *tar.Header, name, dir, base string) error {
 }
 
 func (u *unpacker) regular(hdr *tar.Header, r io.Reader, name, dir, base string) error {
-	pf, err := u.prepare(hdr, name, dir, base)
-	if err != nil {
+	var fd int
+	pf, err := u.create(hdr, name, dir, base, func(pf *os.File) (err error) {
+		fd, err = unix.Openat(int(pf.Fd()), base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		return err
-	}
-	fd, err := unix.Openat(int(pf.Fd()), base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	})
 	if err != nil {
-		return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("create: %v", err)}
+		return entryError(hdr, "create", err)
 	}
 	f := os.NewFile(uintptr(fd), name)
 	n, err := u.copyFile(f, r)
@@ -322,7 +368,7 @@ func (u *unpacker) regular(hdr *tar.Header, r io.Reader, name, dir, base string)
 		err = fmt.Errorf("wrote %d of %d bytes", n, hdr.Size)
 	}
 	if err == nil {
-		err = u.attrs(hdr, fd)
+		err = u.attrs(hdr, fd, u.ownedAsIs(hdr))
 	}
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
@@ -403,14 +449,13 @@ func (u *unpacker) symlink(hdr *tar.Header, name, dir, base string) error {
 	if hdr.Linkname == "" || strings.IndexByte(hdr.Linkname, 0) >= 0 {
 		return &UnpackError{Entry: hdr.Name, Reason: "symbolic link with an empty or invalid target"}
 	}
-	pf, err := u.prepare(hdr, name, dir, base)
+	pf, err := u.create(hdr, name, dir, base, func(pf *os.File) error {
+		return unix.Symlinkat(hdr.Linkname, int(pf.Fd()), base)
+	})
 	if err != nil {
-		return err
+		return entryError(hdr, "symlink", err)
 	}
 	fd := int(pf.Fd())
-	if err := unix.Symlinkat(hdr.Linkname, fd, base); err != nil {
-		return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("symlink: %v", err)}
-	}
 	if err := u.chownAt(hdr, fd, base); err != nil {
 		return err
 	}
@@ -440,38 +485,34 @@ func (u *unpacker) hardlink(hdr *tar.Header, name string) error {
 	if dir == "" {
 		dir = "."
 	}
-	pf, err := u.prepare(hdr, name, dir, base)
-	if err != nil {
-		return err
-	}
 	// Neither form follows a symbolic link as the target's final component.
 	tdir, tbase := path.Split(target)
 	if tdir = strings.TrimSuffix(tdir, "/"); tdir == "" {
 		tdir = "."
 	}
-	if tdir == dir {
-		// The common case (bin/sh -> bin/busybox): both names in the
-		// directory already resolved inside the root.
-		err = unix.Linkat(int(pf.Fd()), tbase, int(pf.Fd()), base, 0)
-	} else {
+	_, err = u.create(hdr, name, dir, base, func(pf *os.File) error {
+		if tdir == dir {
+			// The common case (bin/sh -> bin/busybox): both names in the
+			// directory already resolved inside the root.
+			return unix.Linkat(int(pf.Fd()), tbase, int(pf.Fd()), base, 0)
+		}
 		// Link resolves both parents inside the root.
-		err = u.root.Link(target, name)
-	}
+		return u.root.Link(target, name)
+	})
 	if err != nil {
-		return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("hard link to %q: %v", hdr.Linkname, err)}
+		return entryError(hdr, fmt.Sprintf("hard link to %q", hdr.Linkname), err)
 	}
 	return nil
 }
 
 func (u *unpacker) fifo(hdr *tar.Header, name, dir, base string) error {
-	pf, err := u.prepare(hdr, name, dir, base)
+	pf, err := u.create(hdr, name, dir, base, func(pf *os.File) error {
+		return unix.Mknodat(int(pf.Fd()), base, unix.S_IFIFO|0o600, 0)
+	})
 	if err != nil {
-		return err
+		return entryError(hdr, "mkfifo", err)
 	}
 	fd := int(pf.Fd())
-	if err := unix.Mknodat(fd, base, unix.S_IFIFO|0o600, 0); err != nil {
-		return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("mkfifo: %v", err)}
-	}
 	if err := u.chownAt(hdr, fd, base); err != nil {
 		return err
 	}
@@ -488,15 +529,11 @@ func (u *unpacker) whiteout(hdr *tar.Header, dir, target string) error {
 		return &UnpackError{Entry: hdr.Name, Reason: "whiteout of an invalid name " + strconv.Quote(target)}
 	}
 	name := path.Join(dir, target)
-	pf, err := u.parent(hdr.Name, dir)
+	_, err := u.create(hdr, name, dir, target, func(pf *os.File) error {
+		return unix.Mknodat(int(pf.Fd()), target, unix.S_IFCHR, 0)
+	})
 	if err != nil {
-		return err
-	}
-	if _, err := u.clear(hdr.Name, pf, name, target, false); err != nil {
-		return err
-	}
-	if err := unix.Mknodat(int(pf.Fd()), target, unix.S_IFCHR, 0); err != nil {
-		return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("create overlay whiteout: %v (whiteouts need root)", err)}
+		return entryError(hdr, "create overlay whiteout (whiteouts need root)", err)
 	}
 	return nil
 }
@@ -515,8 +552,8 @@ func (u *unpacker) opaque(hdr *tar.Header, dir string) error {
 
 // attrs applies ownership, mode and xattrs to an open file or directory. The
 // mode goes after chown, which clears setuid and setgid bits.
-func (u *unpacker) attrs(hdr *tar.Header, fd int) error {
-	if u.isRoot {
+func (u *unpacker) attrs(hdr *tar.Header, fd int, owned bool) error {
+	if u.isRoot && !owned {
 		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("chown: %v", err)}
 		}
@@ -537,7 +574,7 @@ func (u *unpacker) attrs(hdr *tar.Header, fd int) error {
 }
 
 func (u *unpacker) chownAt(hdr *tar.Header, dirfd int, base string) error {
-	if !u.isRoot {
+	if !u.isRoot || u.ownedAsIs(hdr) {
 		return nil
 	}
 	if err := unix.Fchownat(dirfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -573,6 +610,16 @@ func (u *unpacker) setTimes(name string, atime, mtime time.Time) error {
 	}
 	defer pf.Close()
 	return u.setTimesAt(name, pf, base, atime, mtime)
+}
+
+// entryError reports a failed step of creating an entry; errors that already
+// name the entry pass through.
+func entryError(hdr *tar.Header, step string, err error) error {
+	var ue *UnpackError
+	if errors.As(err, &ue) {
+		return err
+	}
+	return &UnpackError{Entry: hdr.Name, Reason: fmt.Sprintf("%s: %v", step, err)}
 }
 
 // xattrs returns the extended attributes a tar header carries, without the

@@ -151,11 +151,22 @@ func (r *Registry) ListenAndServe(ctx context.Context, addr, certFile, keyFile s
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Connections that never carried a request: a client dialled one for a
+	// request another connection then served (Go's transport does, under
+	// concurrency). Shutdown would wait for them as if they were busy.
+	var fresh sync.Map
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+		ConnState: func(c net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				fresh.Store(c, struct{}{})
+			} else {
+				fresh.Delete(c)
+			}
+		},
 	}
 	if certFile != "" || keyFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -177,6 +188,10 @@ func (r *Registry) ListenAndServe(ctx context.Context, addr, certFile, keyFile s
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
+		fresh.Range(func(c, _ any) bool {
+			c.(net.Conn).Close()
+			return true
+		})
 		if err := srv.Shutdown(sctx); err != nil {
 			srv.Close()
 		}
