@@ -56,6 +56,10 @@ type Cgroup interface {
 	// Add moves the process pid (all its threads) into the cgroup: into every
 	// hierarchy on v1, into the unified one on v2.
 	Add(pid int) error
+	// Dirs returns the cgroup's directories: one per v1 hierarchy, sorted,
+	// or the unified one, with v2 set. A process joins the cgroup by writing
+	// its pid to cgroup.procs in each (what Add does).
+	Dirs() (dirs []string, v2 bool)
 	// OpenFD opens the cgroup directory for clone(2) with CLONE_INTO_CGROUP
 	// (SysProcAttr.UseCgroupFD and CgroupFD), so that a child starts inside
 	// the cgroup. The caller closes the file once the child is started. It
@@ -123,8 +127,11 @@ type limits struct {
 	pids   int64 // -1 = unlimited
 }
 
+// defaultLimits are limits with nothing limited: a new cgroup's.
+func defaultLimits() limits { return limits{memory: -1, quota: -1, shares: defaultShares, pids: -1} }
+
 func limitsOf(r engine.Resources) (limits, error) {
-	l := limits{memory: -1, quota: -1, shares: defaultShares, pids: -1}
+	l := defaultLimits()
 	switch {
 	case r.MemoryBytes < 0:
 		return l, fmt.Errorf("memory limit %d: %w", r.MemoryBytes, engine.ErrInvalid)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -53,13 +54,20 @@ type (
 // except cpuset. berth sets no cpusets, and creating a cpuset cgroup makes
 // the kernel rebuild its scheduling domains, which costs milliseconds per
 // container start.
-func v1Subsystems() ([]cgroup1.Subsystem, error) {
+//
+// They are found once per process (containerd's Default parses mountinfo and
+// stats every hierarchy: as long as creating the cgroup); the subsystems are
+// stateless, and hosts do not mount or unmount v1 hierarchies under running
+// containers.
+func v1Subsystems() ([]cgroup1.Subsystem, error) { return v1SubsystemsOnce() }
+
+var v1SubsystemsOnce = sync.OnceValues(func() ([]cgroup1.Subsystem, error) {
 	all, err := cgroup1.Default()
 	if err != nil {
 		return nil, err
 	}
 	return slices.DeleteFunc(all, func(s cgroup1.Subsystem) bool { return s.Name() == cgroup1.Cpuset }), nil
-}
+})
 
 func newV1(p string, l limits) (*v1, error) {
 	subsystems, err := v1Subsystems()
@@ -91,14 +99,19 @@ func newV1(p string, l limits) (*v1, error) {
 		}
 		return nil, fmt.Errorf("create cgroup %s: %w", p, err)
 	}
-	if c.allowsAllDevices() {
+	if !existed || c.allowsAllDevices() {
 		// Only while nothing restricts it, on creation (or after a crash
 		// right after it): rewriting the rules of a running container would
 		// deny it every device for a moment.
-		if err := c.update(cgroup1.Devices, &specs.LinuxResources{Devices: defaultDevices()}); err != nil {
+		if err := c.setDevices(defaultDevices()); err != nil {
 			_ = c.Delete()
 			return nil, fail(c.path, "set device rules", err)
 		}
+	}
+	// A new cgroup starts with the kernel's defaults, which are berth's
+	// "no limit": nothing to write then.
+	if !existed && l == defaultLimits() {
+		return c, nil
 	}
 	if err := c.set(l); err != nil {
 		if !existed {
@@ -107,6 +120,56 @@ func newV1(p string, l limits) (*v1, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// setDevices writes device rules as containerd's devices controller does,
+// one rule per write, through one descriptor per file rather than an open
+// per rule: a container start writes a dozen.
+func (c *v1) setDevices(rules []specs.LinuxDeviceCgroup) error {
+	dir, ok := c.dirs[cgroup1.Devices]
+	if !ok {
+		return fmt.Errorf("devices: %w", engine.ErrUnsupported)
+	}
+	files := map[bool]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, d := range rules {
+		f := files[d.Allow]
+		if f == nil {
+			name := "devices.deny"
+			if d.Allow {
+				name = "devices.allow"
+			}
+			var err error
+			if f, err = os.OpenFile(filepath.Join(dir, name), os.O_WRONLY, 0); err != nil {
+				return err
+			}
+			files[d.Allow] = f
+		}
+		if _, err := f.WriteString(deviceRule(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deviceRule formats a rule as the devices controller reads it: "c 1:3 rwm",
+// with * for a wildcard.
+func deviceRule(d specs.LinuxDeviceCgroup) string {
+	typ := d.Type
+	if typ == "" {
+		typ = "a"
+	}
+	num := func(v *int64) string {
+		if v == nil || *v < 0 {
+			return "*"
+		}
+		return strconv.FormatInt(*v, 10)
+	}
+	return typ + " " + num(d.Major) + ":" + num(d.Minor) + " " + d.Access
 }
 
 // allowsAllDevices reports whether the devices cgroup still has the rule a
@@ -176,6 +239,15 @@ func listV1(prefix string) ([]string, error) {
 }
 
 func (c *v1) Path() string { return c.path }
+
+func (c *v1) Dirs() ([]string, bool) {
+	dirs := make([]string, 0, len(c.dirs))
+	for _, d := range c.dirs {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	return slices.Compact(dirs), false
+}
 
 // Add writes pid to cgroup.procs in every hierarchy. On v1 the runtime
 // starts the container's init blocked on a pipe, Adds it, then releases it,

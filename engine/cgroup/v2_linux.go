@@ -99,6 +99,8 @@ func loadV2(mount, p string) (*v2, error) {
 
 func (c *v2) Path() string { return c.path }
 
+func (c *v2) Dirs() ([]string, bool) { return []string{c.dir}, true }
+
 func (c *v2) Add(pid int) error {
 	if err := c.m.AddProc(uint64(pid)); err != nil {
 		return fail(c.path, "add process "+strconv.Itoa(pid), err)

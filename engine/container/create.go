@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"berth.dev/berth/engine"
@@ -19,7 +20,7 @@ import (
 
 // Create records a container and prepares its read-write layer.
 func (r *Runtime) Create(ctx context.Context, cfg engine.ContainerConfig) (engine.Container, error) {
-	l, err := r.create(ctx, cfg, false)
+	l, err := r.create(ctx, cfg, false, newID())
 	if err != nil {
 		return engine.Container{}, err
 	}
@@ -27,9 +28,12 @@ func (r *Runtime) Create(ctx context.Context, cfg engine.ContainerConfig) (engin
 	return r.container(ctx, l.dir, l.rec), nil
 }
 
-// create makes the container and returns it locked. pending marks it as part
-// of a berth run that must be undone if its process never starts.
-func (r *Runtime) create(ctx context.Context, cfg engine.ContainerConfig, pending bool) (*locked, error) {
+// create makes the container id and returns it locked. pending marks it as
+// part of a berth run that must be undone if its process never starts; such
+// a container's record is made durable only once it has started (see
+// releaseMonitor), or never for an AutoRemove one, which a crash of the host
+// ends anyway.
+func (r *Runtime) create(ctx context.Context, cfg engine.ContainerConfig, pending bool, id string) (*locked, error) {
 	if r.images == nil {
 		return nil, fmt.Errorf("create container: no image store: %w", engine.ErrUnsupported)
 	}
@@ -47,7 +51,6 @@ func (r *Runtime) create(ctx context.Context, cfg engine.ContainerConfig, pendin
 	if _, err := r.capabilities(cfg); err != nil {
 		return nil, err
 	}
-	id := newID()
 	if cfg.Name == "" {
 		cfg.Name = randomName()
 	}
@@ -101,7 +104,11 @@ func (r *Runtime) create(ctx context.Context, cfg engine.ContainerConfig, pendin
 			return nil, fmt.Errorf("create container: %w", err)
 		}
 	}
-	if err := r.writeRecord(tmp, rec); err != nil {
+	write := r.writeRecord
+	if pending {
+		write = r.writeNewRecord
+	}
+	if err := write(tmp, rec); err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	if err := r.reserveName(cfg.Name, id); err != nil {
@@ -122,11 +129,13 @@ func (r *Runtime) create(ctx context.Context, cfg engine.ContainerConfig, pendin
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	ok = true
-	if err := state.SyncDir(r.dir); err != nil {
-		r.log.Debug("sync containers directory", "err", err)
+	if !pending {
+		if err := state.SyncDir(r.dir); err != nil {
+			r.log.Debug("sync containers directory", "err", err)
+		}
 	}
 	r.publish(rec, "create", nil)
-	return &locked{id: id, dir: dir, rec: rec, lock: lk}, nil
+	return &locked{id: id, dir: dir, rec: rec, lock: lk, pending: pending}, nil
 }
 
 // validate checks what can be checked before anything is made.
@@ -258,9 +267,13 @@ func networkMode(cfg engine.ContainerConfig) string {
 	return engine.NetworkModeNone
 }
 
+// availableCaps is this process's bounding set, which berth never changes:
+// read once.
+var availableCaps = sync.OnceValues(shim.AvailableCaps)
+
 // capabilities computes the container's capability set.
 func (r *Runtime) capabilities(cfg engine.ContainerConfig) ([]string, error) {
-	avail, err := shim.AvailableCaps()
+	avail, err := availableCaps()
 	if err != nil {
 		return nil, err
 	}

@@ -48,10 +48,25 @@
 // # Processes
 //
 // Start spawns a monitor (shim role berth-monitor) from the sealed berth
-// binary, detached in its own session, and waits for its report of the
-// first start. The monitor creates the init with new pid, mount, uts and
-// ipc namespaces (plus a cgroup namespace the init unshares once in its
-// cgroup) and joins the network namespace the network manager made; the
-// init mounts the overlay rootfs inside its own mount namespace and enters
-// it with pivot_root. No seccomp filter is installed.
+// binary, detached in its own session, before it prepares the container
+// (berth run and start take the one the command started while it
+// initialized), so that the monitor's start-up overlaps the preparation;
+// once the record is written it releases the monitor and waits for its
+// report of the first start. The monitor forks the init at once, with new
+// pid, mount, uts and ipc namespaces, blocked until the configuration comes
+// with its stdio and the network namespace (an open descriptor: the
+// namespace's bind mount may be younger than the init's mount namespace);
+// the init joins the cgroup before it is released, unshares a cgroup
+// namespace there, mounts the overlay rootfs inside its own mount namespace
+// and enters it with pivot_root. No seccomp filter is installed.
+//
+// # Durability
+//
+// Records are made durable (fsync) when the user relies on them surviving a
+// crash of the machine: a created container, and a berth run's container
+// once it runs (the syncs overlap the monitor's start). What only matters
+// while processes run is not synced (state.json, the spec written at each
+// start, the stop flag), nor is anything of an AutoRemove container, which a
+// crash of the machine ends anyway: its overlay is even mounted volatile, so
+// that its exit does not sync the data root's file system.
 package container

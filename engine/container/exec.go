@@ -59,7 +59,7 @@ func (r *Runtime) Exec(ctx context.Context, ref string, cfg engine.ExecConfig, s
 		proc.Cwd = cfg.WorkingDir
 	}
 	if cfg.Privileged {
-		avail, err := shim.AvailableCaps()
+		avail, err := availableCaps()
 		if err != nil {
 			return -1, err
 		}
@@ -100,7 +100,7 @@ func (r *Runtime) Exec(ctx context.Context, ref string, cfg engine.ExecConfig, s
 		}
 		var ie *shim.InitError
 		if errors.As(err, &ie) {
-			return ie.ExitCode(), fmt.Errorf("exec %s: %w", rec.Name, withClass(engine.ErrInvalid, err))
+			return ie.ExitCode(), fmt.Errorf("exec %s: %w", rec.Name, initFailure(ie))
 		}
 		return -1, fmt.Errorf("exec %s: %w", rec.Name, err)
 	}

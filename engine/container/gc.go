@@ -36,7 +36,7 @@ func (r *Runtime) gc(ctx context.Context) {
 		case strings.HasPrefix(n, tmpPrefix):
 			// A create that never finished.
 			present[strings.TrimPrefix(n, tmpPrefix)] = true
-			if r.gcDir(filepath.Join(r.dir, n), func() {}) {
+			if r.gcDir(filepath.Join(r.dir, n), func() {}, true) {
 				removed = true
 			}
 		case strings.HasPrefix(n, removingPrefix):
@@ -46,7 +46,7 @@ func (r *Runtime) gc(ctx context.Context) {
 			if r.gcDir(dir, func() {
 				rec, _ := r.readRecord(dir)
 				_ = r.finishRemove(ctx, id, dir, rec)
-			}) {
+			}, false) {
 				removed = true
 			}
 		}
@@ -83,12 +83,18 @@ func (r *Runtime) gc(ctx context.Context) {
 
 // gcDir runs fn on a leftover directory when no live process holds its lock,
 // then removes the directory. The lock file is never created here: the
-// directory may be in the middle of its owner's RemoveAll. A directory with
-// no lock file is a create that died between mkdir and taking its lock, or
-// one doing so right now; only an old one is removed.
-func (r *Runtime) gcDir(dir string, fn func()) bool {
+// directory may be in the middle of its owner's RemoveAll. A .tmp- directory
+// (creating) with no lock file is a create that died between mkdir and
+// taking its lock, or one doing so right now: only an old one is removed. A
+// .removing- one lost its lock file to the final RemoveAll of its remover,
+// which had released everything else before: what is left is removed at
+// once (alongside the remover if it still runs: both tolerate the other).
+func (r *Runtime) gcDir(dir string, fn func(), creating bool) bool {
 	lk, ok, err := state.TryAcquireExisting(filepath.Join(dir, lockFile))
 	if errors.Is(err, fs.ErrNotExist) {
+		if !creating {
+			return os.RemoveAll(dir) == nil
+		}
 		if fi, serr := os.Stat(dir); serr == nil && time.Since(fi.ModTime()) > time.Minute {
 			return os.RemoveAll(dir) == nil
 		}
@@ -151,6 +157,11 @@ func (r *Runtime) gcPending(ctx context.Context, id string) bool {
 // cgroupOrphan reports whether a container's cgroup outlived its monitor.
 func (r *Runtime) cgroupOrphan(id string) bool {
 	dir := r.cdir(id)
+	// A live monitor owns its cgroup, which needs no lock to see: that is
+	// every running container, checked in every berth command.
+	if r.readState(dir).Monitor.Alive() {
+		return false
+	}
 	lk, ok, err := state.TryAcquireExisting(filepath.Join(dir, lockFile))
 	if err != nil || !ok {
 		return false

@@ -79,7 +79,8 @@ func (r *Runtime) writeRecord(dir string, rec *record) error {
 // writeRuntimeRecord replaces the record atomically without fsync, for
 // changes that only matter while processes run (the runtime spec at start,
 // the stop flag): a crash of the host makes them moot, and the syncs would
-// sit on the critical path of every start and stop.
+// sit on the critical path of every start and stop. syncRecord makes it
+// durable when it must be.
 func (r *Runtime) writeRuntimeRecord(dir string, rec *record) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
@@ -94,6 +95,35 @@ func (r *Runtime) writeRuntimeRecord(dir string, rec *record) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeNewRecord writes the record of a container that nobody sees yet (its
+// .tmp- directory, renamed into place once complete): no temporary file,
+// and no fsync.
+func (r *Runtime) writeNewRecord(dir string, rec *record) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, shim.RecordFile), data, 0o600)
+}
+
+// syncRecord makes a container's record, and the container itself, durable:
+// the record file, its directory and the containers directory.
+func (r *Runtime) syncRecord(dir string) error {
+	f, err := os.Open(filepath.Join(dir, shim.RecordFile))
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if err := state.SyncDir(dir); err != nil {
+		return err
+	}
+	return state.SyncDir(r.dir)
 }
 
 func (r *Runtime) readState(dir string) shim.State {
@@ -182,6 +212,9 @@ type locked struct {
 	dir  string
 	rec  *record
 	lock *state.Lock
+	// pending: made by create for a berth run, whose record is not yet
+	// durable.
+	pending bool
 }
 
 func (l *locked) release() { _ = l.lock.Release() }

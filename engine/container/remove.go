@@ -50,8 +50,10 @@ func (r *Runtime) removeLocked(ctx context.Context, l *locked) error {
 		return fmt.Errorf("remove container %s: %w", l.rec.Name, err)
 	}
 	l.dir = gone
-	// The record inside says Removing for whoever finishes the job.
-	_ = r.writeRecord(gone, l.rec)
+	// The record on disk is left as it was: a monitor still in its restart
+	// back-off finds its container by the old path, which the rename just
+	// took away (it stops), and gc finishes a .removing- directory whatever
+	// its record says.
 	return r.finishRemove(ctx, l.id, gone, l.rec)
 }
 
@@ -109,10 +111,13 @@ func (r *Runtime) removeCgroup(ctx context.Context, id string) error {
 	}
 	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := cg.KillAll(kctx); err != nil {
-		return err
+	// The monitor may delete the cgroup between Load and here (its
+	// container exited meanwhile): gone is what was wanted.
+	err = cg.KillAll(kctx)
+	if err == nil {
+		err = cg.Delete()
 	}
-	if err := cg.Delete(); err != nil {
+	if err != nil && !errors.Is(err, engine.ErrNotFound) && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	_ = os.Remove(r.cgroupMarker(id))

@@ -29,8 +29,18 @@ type Exit struct {
 // function relays them until the process exits, then removes an AutoRemove
 // container; it is nil if the start failed.
 func (r *Runtime) Run(ctx context.Context, cfg engine.ContainerConfig, attach *engine.Streams) (engine.Container, func(context.Context) (Exit, error), error) {
-	l, err := r.create(ctx, cfg, true)
+	// The monitor starts up while the container is made: checks that fail
+	// fast come first, so that a refused run does not pay for it.
+	if err := r.validate(&cfg); err != nil {
+		return engine.Container{}, nil, err
+	}
+	id := newID()
+	mon := r.startMonitor(r.cdir(id))
+	l, err := r.create(ctx, cfg, true, id)
 	if err != nil {
+		if mon != nil {
+			mon.Close()
+		}
 		return engine.Container{}, nil, err
 	}
 	defer l.release()
@@ -40,7 +50,7 @@ func (r *Runtime) Run(ctx context.Context, cfg engine.ContainerConfig, attach *e
 		h := helloFor(*attach, true)
 		hello = &h
 	}
-	conn, err := r.start(ctx, l, hello)
+	conn, err := r.start(ctx, l, hello, mon)
 	if err != nil {
 		c := r.container(ctx, l.dir, l.rec)
 		if cfg.AutoRemove {
@@ -96,7 +106,7 @@ func (r *Runtime) StartAttach(ctx context.Context, ref string, s engine.Streams)
 		return nil, err
 	}
 	hello := helloFor(s, false)
-	conn, err := r.start(ctx, l, &hello)
+	conn, err := r.start(ctx, l, &hello, r.startMonitor(l.dir))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"berth.dev/berth/engine"
+	"berth.dev/berth/engine/container/shim"
 )
 
 // Images is what the runtime needs of the image store.
@@ -73,6 +74,9 @@ type Cgroups interface {
 
 // Cgroup is one container's cgroup.
 type Cgroup interface {
+	// Dirs returns the directories a process joins: one per v1
+	// hierarchy, or the unified one (v2 set).
+	Dirs() (dirs []string, v2 bool)
 	Update(r engine.Resources) error
 	// Stats fills the memory, CPU and pids figures of engine.Stats.
 	Stats() (engine.Stats, error)
@@ -122,6 +126,16 @@ func WithLogger(l *slog.Logger) Option { return func(r *Runtime) { r.log = l } }
 // next berth command's garbage collection.
 func WithCleanupRole(role string) Option { return func(r *Runtime) { r.cleanupRole = role } }
 
+// WithoutGC skips the collection of what killed berth commands left
+// behind when the runtime is opened (see New): for callers that only read,
+// to which leftovers make no difference, or that run GC themselves.
+func WithoutGC() Option { return func(r *Runtime) { r.noGC = true } }
+
+// GC collects what killed berth commands left behind, as New does unless
+// WithoutGC. Like any berth command's, it may run while other goroutines
+// and processes use the data root: it works under each container's lock.
+func (r *Runtime) GC(ctx context.Context) { r.gc(ctx) }
+
 // Runtime implements engine.Containers on a data root.
 type Runtime struct {
 	root        string // data root
@@ -132,6 +146,7 @@ type Runtime struct {
 	cgroups     Cgroups
 	cleanupRole string
 	log         *slog.Logger
+	noGC        bool
 }
 
 var _ engine.Containers = (*Runtime)(nil)
@@ -148,7 +163,9 @@ func New(ctx context.Context, root string, opts ...Option) (*Runtime, error) {
 			return nil, fmt.Errorf("containers: %w", err)
 		}
 	}
-	r.gc(ctx)
+	if !r.noGC {
+		r.gc(ctx)
+	}
 	return r, nil
 }
 
@@ -157,9 +174,7 @@ func (r *Runtime) Root() string { return r.root }
 
 func (r *Runtime) cdir(id string) string { return filepath.Join(r.dir, id) }
 
-func (r *Runtime) sealed() (string, error) {
-	return sealBinary(filepath.Join(r.root, "run", "empty"))
-}
+func (r *Runtime) sealed() (string, error) { return shim.Seal() }
 
 // classError gives err an engine error class without changing its message.
 type classError struct {

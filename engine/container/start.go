@@ -1,12 +1,10 @@
 package container
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,7 +16,6 @@ import (
 
 	"berth.dev/berth/engine"
 	"berth.dev/berth/engine/container/shim"
-	"berth.dev/berth/engine/reexec"
 )
 
 // Start starts a created or exited container and returns once its process
@@ -32,14 +29,23 @@ func (r *Runtime) Start(ctx context.Context, ref string) error {
 	if err := transition(l.rec.Name, r.observe(l.dir, l.rec).Status, opStart); err != nil {
 		return err
 	}
-	_, err = r.start(ctx, l, nil)
+	_, err = r.start(ctx, l, nil, r.startMonitor(l.dir))
 	return err
 }
 
 // start runs a locked container. With hello, an attach connection is made
 // before the process starts, so that the caller misses none of its output.
-func (r *Runtime) start(ctx context.Context, l *locked, hello *shim.AttachHello) (*net.UnixConn, error) {
+// mon is the container's monitor, started early by the caller (startMonitor)
+// so that its start-up overlaps the preparation here; start releases it, or
+// closes it on failure. A nil mon (its start failed) is started here.
+func (r *Runtime) start(ctx context.Context, l *locked, hello *shim.AttachHello, mon *shim.Monitor) (*net.UnixConn, error) {
 	rec := l.rec
+	released := false
+	defer func() {
+		if mon != nil && !released {
+			mon.Close() // it exits, with the init it forked
+		}
+	}()
 	spec, err := r.buildSpec(ctx, l)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", rec.Name, err)
@@ -60,7 +66,19 @@ func (r *Runtime) start(ctx context.Context, l *locked, hello *shim.AttachHello)
 			return nil, fmt.Errorf("start %s: attach: %w", rec.Name, err)
 		}
 	}
-	report, err := r.spawnMonitor(ctx, l.dir, ln)
+	if mon == nil {
+		if mon, err = r.spawnMonitor(l.dir); err != nil {
+			if conn != nil {
+				conn.Close()
+			}
+			return nil, fmt.Errorf("start %s: %w", rec.Name, err)
+		}
+	}
+	released = true
+	// A berth run's container becomes durable as its process starts: the
+	// syncs overlap the monitor's work.
+	durable := l.pending && !rec.Config.AutoRemove
+	report, err := r.releaseMonitor(ctx, l.dir, mon, ln, durable)
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -71,7 +89,7 @@ func (r *Runtime) start(ctx context.Context, l *locked, hello *shim.AttachHello)
 		if conn != nil {
 			conn.Close()
 		}
-		return nil, fmt.Errorf("start %s: %w", rec.Name, withClass(engine.ErrInvalid, report.Error))
+		return nil, fmt.Errorf("start %s: %w", rec.Name, initFailure(report.Error))
 	}
 	if r.volumes != nil {
 		st := r.readState(l.dir)
@@ -88,61 +106,98 @@ func (r *Runtime) start(ctx context.Context, l *locked, hello *shim.AttachHello)
 	return conn, nil
 }
 
-// spawnMonitor starts the container's monitor and waits for its report on
-// the first start.
-func (r *Runtime) spawnMonitor(ctx context.Context, dir string, ln *os.File) (shim.StartReport, error) {
+// initFailure is a start failure the container's init reported: invalid
+// configuration, and exec.ErrNotFound too when the command does not exist
+// (the shim does not link os/exec).
+func initFailure(ie *shim.InitError) error {
+	var err error = ie
+	if ie.NotFound {
+		err = withClass(exec.ErrNotFound, err)
+	}
+	return withClass(engine.ErrInvalid, err)
+}
+
+// startMonitor starts the monitor of the container in dir ahead of its
+// start, or returns nil if it cannot (start then tries again and reports
+// the error). A monitor the command started while it initialized is used
+// first (see shim.StartEarlyMonitor).
+func (r *Runtime) startMonitor(dir string) *shim.Monitor {
+	if mon := shim.TakeEarlyMonitor(); mon != nil {
+		go reap(mon.Pid)
+		return mon
+	}
+	mon, err := r.spawnMonitor(dir)
+	if err != nil {
+		r.log.Debug("start monitor early", "err", err)
+		return nil
+	}
+	return mon
+}
+
+// spawnMonitor starts a container's monitor from the sealed binary. It
+// starts up and waits for releaseMonitor.
+func (r *Runtime) spawnMonitor(dir string) (*shim.Monitor, error) {
 	self, err := r.sealed()
 	if err != nil {
-		return shim.StartReport{}, err
+		return nil, err
 	}
-	pr, pw, err := os.Pipe()
+	mon, err := shim.StartMonitor(self, dir)
 	if err != nil {
-		return shim.StartReport{}, err
+		return nil, err
 	}
-	defer pr.Close()
-	logf, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	go reap(mon.Pid)
+	return mon, nil
+}
+
+// reap waits for a monitor this process started, if it ends while this
+// process lives (a daemon or a test); a berth command usually exits first
+// and leaves it to init.
+func reap(pid int) {
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// releaseMonitor lets the monitor start the recorded container and waits
+// for its report on the first start. With durable, the record is synced
+// meanwhile.
+func (r *Runtime) releaseMonitor(ctx context.Context, dir string, mon *shim.Monitor, ln *os.File, durable bool) (shim.StartReport, error) {
+	logPath := filepath.Join(dir, "monitor.log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		pw.Close()
+		mon.Close()
 		return shim.StartReport{}, err
 	}
-	cmd := &exec.Cmd{
-		Path:        self,
-		Args:        []string{shim.RoleMonitor, dir},
-		Env:         []string{reexec.EnvGuard + "=1", "GOMAXPROCS=1"},
-		Stderr:      logf,
-		ExtraFiles:  []*os.File{pw, ln},
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	pw.Close()
+	err = mon.Release(dir, ln, logf)
 	logf.Close()
 	if err != nil {
-		return shim.StartReport{}, fmt.Errorf("start monitor: %w", err)
+		mon.Close()
+		return shim.StartReport{}, err
 	}
-	// Reap the monitor if it ends while this process lives (a daemon or a
-	// test); a berth command usually exits first and leaves it to init.
-	go func() { _ = cmd.Wait() }()
+	if durable {
+		if err := r.syncRecord(dir); err != nil {
+			r.log.Debug("sync container record", "err", err)
+		}
+	}
 	type result struct {
 		rep shim.StartReport
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		data, err := io.ReadAll(pr)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		var rep shim.StartReport
-		if len(bytes.TrimSpace(data)) == 0 {
-			done <- result{err: fmt.Errorf("monitor exited without a report (see %s)", filepath.Join(dir, "monitor.log"))}
-			return
-		}
-		if err := json.Unmarshal(data, &rep); err != nil {
+		defer mon.Close()
+		rep, ok, err := mon.Report()
+		switch {
+		case err != nil:
 			done <- result{err: fmt.Errorf("monitor report: %w", err)}
-			return
+		case !ok:
+			done <- result{err: fmt.Errorf("monitor exited without a report (see %s)", logPath)}
+		default:
+			done <- result{rep: rep}
 		}
-		done <- result{rep: rep}
 	}()
 	select {
 	case res := <-done:
@@ -182,6 +237,7 @@ func (r *Runtime) buildSpec(ctx context.Context, l *locked) (*shim.Spec, error) 
 	ic.Upper = filepath.Join(l.dir, shim.UpperDir)
 	ic.Work = filepath.Join(l.dir, shim.WorkDir)
 	ic.ReadOnlyRootfs = cfg.ReadOnlyRootfs
+	ic.Volatile = cfg.AutoRemove
 	ic.Hostname = rec.Hostname
 
 	// Network.
@@ -290,14 +346,11 @@ func (r *Runtime) buildSpec(ctx context.Context, l *locked) (*shim.Spec, error) 
 		if err := os.WriteFile(r.cgroupMarker(rec.ID), nil, 0o600); err != nil {
 			return nil, fmt.Errorf("cgroup: %w", err)
 		}
-		if _, err := r.newCgroup(rec.ID, cfg.Resources); err != nil {
-			return nil, err
-		}
-		dirs, v2, err := shim.CgroupDirs(cgroupPath(rec.ID))
+		cg, err := r.newCgroup(rec.ID, cfg.Resources)
 		if err != nil {
 			return nil, err
 		}
-		spec.Cgroup, spec.CgroupV2 = dirs, v2
+		spec.Cgroup, spec.CgroupV2 = cg.Dirs()
 		spec.CgroupMarker = r.cgroupMarker(rec.ID)
 	}
 	spec.Cleanup = r.cleanupRole

@@ -142,10 +142,15 @@ func (r *Runtime) Restart(ctx context.Context, ref string, timeout *time.Duratio
 	if err := transition(l.rec.Name, r.observe(l.dir, l.rec).Status, opRestart); err != nil {
 		return err
 	}
+	// The new monitor starts up while the old process stops.
+	mon := r.startMonitor(l.dir)
 	if err := r.stop(ctx, l, timeout, true); err != nil {
+		if mon != nil {
+			mon.Close()
+		}
 		return err
 	}
-	if _, err := r.start(ctx, l, nil); err != nil {
+	if _, err := r.start(ctx, l, nil, mon); err != nil {
 		return err
 	}
 	r.publish(l.rec, "restart", nil)

@@ -43,6 +43,9 @@ func openContainers(ctx context.Context, e *Engine) error {
 	if cgroup.HostMode() != cgroup.Unavailable {
 		opts = append(opts, container.WithCgroups(cgroups{}))
 	}
+	if e.cfg.GC != GCOnOpen {
+		opts = append(opts, container.WithoutGC()) // see Open
+	}
 	rt, err := container.New(ctx, e.cfg.DataRoot, opts...)
 	if err != nil {
 		return fmt.Errorf("open containers: %w", err)
@@ -140,6 +143,7 @@ func (cgroups) List(prefix string) ([]string, error) { return cgroup.List(prefix
 
 type cgroupOf struct{ cg cgroup.Cgroup }
 
+func (c cgroupOf) Dirs() ([]string, bool)            { return c.cg.Dirs() }
 func (c cgroupOf) Update(r engine.Resources) error   { return c.cg.Update(r) }
 func (c cgroupOf) KillAll(ctx context.Context) error { return c.cg.KillAll(ctx) }
 func (c cgroupOf) Delete() error                     { return c.cg.Delete() }

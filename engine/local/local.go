@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"berth.dev/berth/engine"
+	"berth.dev/berth/engine/container"
 )
 
 // Config configures the local engine.
@@ -22,7 +23,24 @@ type Config struct {
 	// ResolvConf is the host resolver configuration that containers' DNS is
 	// derived from and forwarded to (default /etc/resolv.conf).
 	ResolvConf string
+	// GC says when Open collects what killed berth commands left behind,
+	// which checks every container.
+	GC GCMode
 }
+
+// GCMode says when Open collects what killed berth commands left behind.
+type GCMode int
+
+const (
+	// GCOnOpen collects before Open returns.
+	GCOnOpen GCMode = iota
+	// GCBackground collects while the caller reads; the caller calls
+	// WaitGC before it changes anything (Close waits too).
+	GCBackground
+	// GCNever does not collect: for callers that only read (plan,
+	// status), to which leftovers make no difference.
+	GCNever
+)
 
 // Engine is the local engine.
 type Engine struct {
@@ -33,6 +51,7 @@ type Engine struct {
 	volumes    engine.Volumes
 	events     func(ctx context.Context) (<-chan engine.Event, error)
 	closers    []func() error
+	gcDone     chan struct{} // closed when a background collection is over
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -61,7 +80,25 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, err
 		}
 	}
+	if rt, ok := e.containers.(*container.Runtime); ok && cfg.GC == GCBackground {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rt.GC(ctx)
+		}()
+		e.gcDone = done
+		e.closers = append(e.closers, func() error { <-done; return nil })
+	}
 	return e, nil
+}
+
+// WaitGC waits for the collection Open started in the background
+// (GCBackground). Changes must wait for it: the collection would take the
+// network sandbox of a container being created for a leftover.
+func (e *Engine) WaitGC() {
+	if e.gcDone != nil {
+		<-e.gcDone
+	}
 }
 
 // Images returns the image store.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"berth.dev/berth/engine"
+	"berth.dev/berth/engine/container"
 	"berth.dev/berth/engine/volume"
 )
 
@@ -28,6 +29,15 @@ func (e *Engine) volumeUsers(ctx context.Context) (map[string][]string, error) {
 	if e.containers == nil {
 		return nil, nil
 	}
+	if u, ok := e.containers.(containerUsers); ok {
+		// The records say which volumes a container mounts; List would also
+		// check every container's processes, for nothing.
+		_, volumes, _, err := u.Users(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list containers: %w", err)
+		}
+		return volumes, nil
+	}
 	cs, err := e.containers.List(ctx, engine.ListContainersOptions{All: true})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -42,6 +52,15 @@ func (e *Engine) volumeUsers(ctx context.Context) (map[string][]string, error) {
 	}
 	return users, nil
 }
+
+// containerUsers is the container runtime's cheap usage report
+// (container.Runtime.Users): image IDs, volume names and network references
+// to the IDs of the containers using them, from their records alone.
+type containerUsers interface {
+	Users(ctx context.Context) (images, volumes, networks map[string][]string, err error)
+}
+
+var _ containerUsers = (*container.Runtime)(nil)
 
 // volumeStore is the concrete store, for the container runtime: it needs
 // Mountpoint, NeedsPopulate and MarkPopulated beyond engine.Volumes.

@@ -25,6 +25,32 @@ func (l listOnly) List(_ context.Context, opts engine.ListContainersOptions) ([]
 	return l.cs, nil
 }
 
+// usersOnly is a container runtime that reports usage from its records
+// (as container.Runtime.Users does) and cannot list.
+type usersOnly struct {
+	engine.Containers
+	volumes map[string][]string
+}
+
+func (usersOnly) List(context.Context, engine.ListContainersOptions) ([]engine.Container, error) {
+	return nil, errors.New("volume users must come from the records, not from List")
+}
+
+func (u usersOnly) Users(context.Context) (images, volumes, networks map[string][]string, err error) {
+	return nil, u.volumes, nil, nil
+}
+
+func TestVolumeUsersFromRecords(t *testing.T) {
+	e := &Engine{cfg: Config{DataRoot: t.TempDir()}, containers: usersOnly{volumes: map[string][]string{"data": {"c1"}}}}
+	users, err := e.volumeUsers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string][]string{"data": {"c1"}}, users); diff != "" {
+		t.Errorf("volumeUsers (-want +got):\n%s", diff)
+	}
+}
+
 func TestVolumes(t *testing.T) {
 	ctx := t.Context()
 	e := &Engine{cfg: Config{DataRoot: t.TempDir()}}

@@ -200,15 +200,18 @@ func (s *Store) List(ctx context.Context, opts engine.ListOptions) ([]engine.Vol
 	if err != nil {
 		return nil, err
 	}
+	recs = slices.DeleteFunc(recs, func(rec record) bool { return !engine.MatchLabels(rec.Labels, opts.Labels) })
+	out := []engine.Volume{}
+	if len(recs) == 0 {
+		// Users read every container record: not for nothing.
+		return out, nil
+	}
 	users, err := s.usersOf(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []engine.Volume{}
 	for _, rec := range recs {
-		if engine.MatchLabels(rec.Labels, opts.Labels) {
-			out = append(out, s.volume(rec, users[rec.Name]))
-		}
+		out = append(out, s.volume(rec, users[rec.Name]))
 	}
 	return out, nil
 }

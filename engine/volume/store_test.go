@@ -375,6 +375,34 @@ func TestUsersError(t *testing.T) {
 	}
 }
 
+// TestListUsersOnlyForMatches checks that List asks who uses volumes, which
+// reads every container record, only when some volume matches.
+func TestListUsersOnlyForMatches(t *testing.T) {
+	asked := 0
+	s := newStore(t, WithUsers(func(context.Context) (map[string][]string, error) {
+		asked++
+		return map[string][]string{"v": {"c1"}}, nil
+	}))
+	ctx := t.Context()
+	if _, err := s.Create(ctx, engine.VolumeConfig{Name: "v", Labels: map[string]string{"p": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	vols, err := s.List(ctx, engine.ListOptions{Labels: map[string]string{"p": "b"}})
+	if err != nil || len(vols) != 0 || vols == nil {
+		t.Fatalf("List of no match = %#v, %v; want an empty list", vols, err)
+	}
+	if asked != 0 {
+		t.Errorf("List of no match asked for users %d times", asked)
+	}
+	vols, err = s.List(ctx, engine.ListOptions{Labels: map[string]string{"p": "a"}})
+	if err != nil || len(vols) != 1 {
+		t.Fatalf("List = %v, %v", vols, err)
+	}
+	if diff := cmp.Diff([]string{"c1"}, vols[0].UsedBy); asked != 1 || diff != "" {
+		t.Errorf("asked %d times; UsedBy (-want +got):\n%s", asked, diff)
+	}
+}
+
 func TestPruneSpace(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,7 +21,7 @@ import (
 const sendTimeout = 100 * time.Millisecond
 
 // Dir returns the event socket directory of a data root.
-func Dir(root string) string { return filepath.Join(root, "run", "events") }
+func Dir(root string) string { return path.Join(root, "run", "events") }
 
 func procPath(dirfd int, name string) string {
 	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name

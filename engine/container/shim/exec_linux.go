@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"syscall"
 
-	"berth.dev/berth/engine/reexec"
 	"berth.dev/berth/engine/state"
 )
 
@@ -119,7 +118,7 @@ func StartExec(self string, target state.Process, cfg *ExecConfig, stdio [3]*os.
 			sys.UseCgroupFD, sys.CgroupFD = true, cgroupFD
 		}
 		pid, err := syscall.ForkExec(self, []string{RoleExec}, &syscall.ProcAttr{
-			Env:   []string{reexec.EnvGuard + "=1", EnvInitPipe + "=3"},
+			Env:   initEnv,
 			Files: files,
 			Sys:   sys,
 		})

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -20,23 +21,74 @@ func initMain() {
 		os.Exit(1)
 	}
 	var cfg InitConfig
-	if _, ok, err := recvJSON(sock, &cfg); err != nil || !ok {
+	fds, ok, err := recvJSON(sock, &cfg)
+	if err != nil || !ok {
 		os.Exit(1)
 	}
-	ie := runInit(&cfg, sock)
+	netns, ie := takeInitFDs(&cfg, fds)
+	if ie != nil {
+		_ = sendJSON(sock, syncMsg{Type: "error", Error: ie})
+		os.Exit(ie.ExitCode())
+	}
+	ie = runInit(&cfg, sock, netns)
 	_ = sendJSON(sock, syncMsg{Type: "error", Error: ie})
 	os.Exit(ie.ExitCode())
 }
 
-func runInit(c *InitConfig, sock int) *InitError {
-	syscall.Umask(0)
+// initFDs is how many descriptors come with an init's configuration: its
+// stdin, stdout and stderr unless it has a tty (the rootfs setup makes
+// that), then the network namespace to join, if any. The monitor may have
+// started the init before it knew the container, and the namespace's bind
+// mount may be younger than the init's mount namespace, where it is then
+// not visible: the monitor opens it.
+func initFDs(c *InitConfig) int {
+	n := 0
+	if !c.Proc.Tty {
+		n += 3
+	}
 	if c.NetNS != "" {
-		fd, err := syscall.Open(c.NetNS, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			return initErr("open network namespace", c.NetNS, err)
+		n++
+	}
+	return n
+}
+
+// takeInitFDs installs the stdio that came with the configuration and
+// returns the network namespace descriptor (-1 if none).
+func takeInitFDs(c *InitConfig, fds []int) (netns int, ie *InitError) {
+	netns = -1
+	if len(fds) != initFDs(c) {
+		for _, fd := range fds {
+			syscall.Close(fd)
 		}
-		err = setns(fd, syscall.CLONE_NEWNET)
-		syscall.Close(fd)
+		return -1, &InitError{Op: "start", Msg: fmt.Sprintf("container init: %d descriptors with the configuration, want %d", len(fds), initFDs(c))}
+	}
+	if !c.Proc.Tty {
+		for i, fd := range fds[:3] {
+			if err := syscall.Dup3(fd, i, 0); err != nil {
+				return -1, initErr("stdio", "", err)
+			}
+			syscall.Close(fd)
+		}
+		fds = fds[3:]
+	}
+	if c.NetNS != "" {
+		netns = fds[0]
+	}
+	return netns, nil
+}
+
+func runInit(c *InitConfig, sock, netns int) *InitError {
+	syscall.Umask(0)
+	// Namespaces the init joins or makes past its clone are this thread's,
+	// the one that executes the command.
+	if c.NewNet {
+		if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
+			return initErr("network namespace", "", err)
+		}
+	}
+	if netns >= 0 {
+		err := setns(netns, syscall.CLONE_NEWNET)
+		syscall.Close(netns)
 		if err != nil {
 			return initErr("join network namespace", c.NetNS, err)
 		}

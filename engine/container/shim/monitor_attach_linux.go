@@ -14,13 +14,15 @@ const attachWriteTimeout = 5 * time.Second
 
 // acceptPending takes the connections made before the monitor started (the
 // foreground client of berth run connects before the container starts, so
-// that it misses no output).
-func (m *monitor) acceptPending() {
-	if err := syscall.SetNonblock(monitorListenFD, true); err != nil {
+// that it misses no output), then makes lfd the listener of acceptLoop:
+// non-blocking before os.NewFile, so that its accepts park in the netpoller.
+func (m *monitor) acceptPending(lfd int) {
+	defer func() { m.ln = os.NewFile(uintptr(lfd), "attach") }()
+	if err := syscall.SetNonblock(lfd, true); err != nil {
 		return
 	}
 	for {
-		fd, _, err := syscall.Accept4(monitorListenFD, syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK)
+		fd, _, err := syscall.Accept4(lfd, syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK)
 		if err == syscall.EINTR {
 			continue
 		}

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"path"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -18,12 +17,6 @@ import (
 	"berth.dev/berth/engine/container/events"
 	"berth.dev/berth/engine/reexec"
 	"berth.dev/berth/engine/state"
-)
-
-// Descriptors a monitor inherits from the engine that starts it.
-const (
-	monitorReportFD = 3 // pipe: the outcome of the first start (StartReport)
-	monitorListenFD = 4 // listening unix socket for attach clients
 )
 
 // StartReport is what a monitor tells the engine once the container's first
@@ -53,14 +46,17 @@ type recordView struct {
 }
 
 type monitor struct {
-	dir    string
-	self   string
-	spec   *Spec
-	rec    recordView
-	reaper *reaper
-	log    *logWriter
-	ln     *os.File // the attach listener (non-blocking)
-	wake   chan os.Signal
+	dir     string
+	self    string
+	spec    *Spec
+	rec     recordView
+	reaper  *reaper
+	log     *logWriter
+	ln      *os.File // the attach listener (non-blocking)
+	wake    chan os.Signal
+	devnull *os.File
+	// report is the control socket, until the first start's report.
+	report *os.File
 
 	saveMu sync.Mutex // serializes state.json writes
 
@@ -81,15 +77,7 @@ func monitorMain() {
 	// The init's parent-death signal is tied to the thread that forks it:
 	// the main thread, which lives as long as the monitor.
 	runtime.LockOSThread()
-	// A small heap: a monitor lives as long as its container. The limit is
-	// soft; the collector works harder as the heap nears it.
-	debug.SetGCPercent(25)
-	debug.SetMemoryLimit(5 << 20)
-	if len(os.Args) < 2 {
-		os.Stderr.WriteString("berth-monitor: not started by berth\n")
-		os.Exit(2)
-	}
-	if err := runMonitor(os.Args[1]); err != nil {
+	if err := runMonitor(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s berth-monitor: %v\n", time.Now().Format(time.RFC3339Nano), err)
 		os.Exit(1)
 	}
@@ -97,7 +85,7 @@ func monitorMain() {
 }
 
 func (m *monitor) readRecord() error {
-	data, err := os.ReadFile(filepath.Join(m.dir, RecordFile))
+	data, err := os.ReadFile(path.Join(m.dir, RecordFile))
 	if err != nil {
 		return err
 	}
@@ -115,13 +103,29 @@ func (m *monitor) readRecord() error {
 	return nil
 }
 
-func runMonitor(dir string) error {
-	m := &monitor{dir: dir, self: "/proc/self/exe", clients: map[*client]bool{}}
-	report := os.NewFile(monitorReportFD, "report")
+func runMonitor() error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(monitorControlFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
+		os.Stderr.WriteString("berth-monitor: not started by berth\n")
+		os.Exit(2)
+	}
+	m := &monitor{self: "/proc/self/exe", clients: map[*client]bool{}}
 	_ = prctl(prSetChildSubreaper, 1, 0, 0, 0)
+	m.reaper = newReaper()
+	var err error
+	if m.devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+		return err
+	}
+	defer m.devnull.Close()
+	// The init starts first, while the engine prepares the container: its
+	// clone flags do not depend on the spec, and it waits for its
+	// configuration. A failure here is retried at the start proper.
+	pre, _ := m.forkInit()
+
 	// A monitor outlives terminals and the command that started it. The
 	// signals are caught, not ignored: an ignored disposition would be
-	// inherited through exec by the container's processes.
+	// inherited through exec by the container's processes (the init above
+	// was started before: it resets what it finds ignored itself).
 	sink := make(chan os.Signal, 4)
 	signal.Notify(sink, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGQUIT)
 	go func() {
@@ -130,15 +134,25 @@ func runMonitor(dir string) error {
 	}()
 	m.wake = make(chan os.Signal, 1)
 	signal.Notify(m.wake, syscall.SIGUSR1)
-	m.reaper = newReaper()
-
-	fail := func(err error) error {
-		ie, ok := err.(*InitError)
-		if !ok {
-			ie = &InitError{Op: "start", Msg: err.Error()}
+	dir, ln, logf, ok := awaitGo()
+	if !ok {
+		// The engine gave up before anything of the container was set up.
+		if pre != nil {
+			pre.kill()
 		}
-		_ = json.NewEncoder(report).Encode(StartReport{Error: ie})
-		report.Close()
+		return nil
+	}
+	m.dir = dir
+	// From here on, diagnostics go to the container's monitor.log.
+	_ = syscall.Dup3(int(logf.Fd()), 2, 0)
+	logf.Close()
+	m.report = os.NewFile(monitorControlFD, "control")
+	fail := func(err error) error {
+		if pre != nil {
+			pre.kill()
+		}
+		syscall.Close(ln)
+		m.sendReport(StartReport{Error: asInitError(err)})
 		return err
 	}
 	if err := m.readRecord(); err != nil {
@@ -149,12 +163,11 @@ func runMonitor(dir string) error {
 		return fail(err)
 	}
 	m.st = State{Status: engine.StatusCreated, Monitor: self}
-	if m.log, err = openLog(filepath.Join(dir, LogFile), m.spec.Log.MaxSize, m.spec.Log.MaxFiles); err != nil {
+	if m.log, err = openLog(path.Join(dir, LogFile), m.spec.Log.MaxSize, m.spec.Log.MaxFiles); err != nil {
 		return fail(err)
 	}
 	defer m.log.close()
-	m.acceptPending()
-	m.ln = os.NewFile(monitorListenFD, "attach") // non-blocking since acceptPending
+	m.acceptPending(ln)
 	go m.acceptLoop()
 
 	var (
@@ -163,7 +176,8 @@ func runMonitor(dir string) error {
 		restart = 0
 	)
 	for {
-		res := m.run(report, first)
+		res := m.run(pre, first)
+		pre = nil
 		if res.startErr != nil && first {
 			m.finish(res, engine.StatusCreated)
 			return nil
@@ -261,30 +275,51 @@ func (m *monitor) finish(res runResult, status engine.Status) {
 	if removeCgroup(m.spec.Cgroup) == nil && m.spec.CgroupMarker != "" {
 		_ = os.Remove(m.spec.CgroupMarker)
 	}
+	// The exit goes out once the state and the cgroup are settled: a
+	// client that acts on it (berth run --rm removes the container) finds
+	// nothing left to wait for but this process's exit.
+	owner := m.exitClients(res, false)
 	if res.startErr == nil {
 		m.publishExit(res)
 	}
-	owner := m.exitClients(res, false)
 	if m.ln != nil {
 		m.ln.Close()
 	}
-	if m.spec.Cleanup != "" && (m.spec.Detach || (m.rec.Config.AutoRemove && !owner)) {
+	// An owner removes an AutoRemove container itself, which detaches its
+	// networks too; had it died first, the next berth command's gc does.
+	autoRemove := m.rec.Config.AutoRemove
+	if m.spec.Cleanup != "" && !(autoRemove && owner) && (m.spec.Detach || autoRemove) {
 		m.runCleanup()
 	}
 }
 
-func (m *monitor) runCleanup() {
-	devnull, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
-	if err != nil {
+// sendReport tells the engine how the first start went and closes the
+// control socket.
+func (m *monitor) sendReport(rep StartReport) {
+	if m.report == nil {
 		return
 	}
-	defer devnull.Close()
-	fd := devnull.Fd()
-	_, err = syscall.ForkExec(m.self, []string{m.spec.Cleanup, m.spec.Root, m.spec.ID}, &syscall.ProcAttr{
+	_ = sendJSON(int(m.report.Fd()), &rep)
+	m.report.Close()
+	m.report = nil
+}
+
+func asInitError(err error) *InitError {
+	ie, ok := err.(*InitError)
+	if !ok {
+		ie = &InitError{Op: "start", Msg: err.Error()}
+	}
+	return ie
+}
+
+func (m *monitor) runCleanup() {
+	fd := m.devnull.Fd()
+	_, err := syscall.ForkExec(m.self, []string{m.spec.Cleanup, m.spec.Root, m.spec.ID}, &syscall.ProcAttr{
 		Env:   []string{reexec.EnvGuard + "=1"},
 		Files: []uintptr{fd, fd, 2},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
+	m.reaper.started()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth-monitor: cleanup: %v\n", err)
 	}
@@ -322,7 +357,7 @@ func (m *monitor) saveState() {
 		st.Health = &h
 	}
 	m.mu.Unlock()
-	if err := writeState(filepath.Join(m.dir, StateFile), &st); err != nil {
+	if err := writeState(path.Join(m.dir, StateFile), &st); err != nil {
 		fmt.Fprintf(os.Stderr, "berth-monitor: %v\n", err)
 	}
 }
@@ -332,43 +367,82 @@ func (m *monitor) saveState() {
 // a crash of the host ends anyway (and which readers re-check against the
 // kernel and the boot ID). Skipping the two syncs keeps them off every
 // start's and exit's critical path.
-func writeState(path string, st *State) error {
+func writeState(file string, st *State) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
+	tmp := file + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return os.Rename(tmp, file)
 }
 
-// run starts the container's process once and waits for it to end.
-func (m *monitor) run(report *os.File, first bool) (res runResult) {
+// initProc is a container init that waits for its configuration.
+type initProc struct {
+	pid   int
+	sock  *os.File // the monitor's end of the init's sync socket
+	exitc <-chan syscall.WaitStatus
+}
+
+// forkInit starts a container init in new pid, mount, uts and ipc
+// namespaces, with /dev/null for stdio; it waits for its configuration (and
+// its real stdio) on its sync socket, so it can be started before the spec
+// is known. Its parent-death signal is tied to this thread, the monitor's
+// locked main thread.
+func (m *monitor) forkInit() (*initProc, error) {
+	parent, child, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer child.Close()
+	dn := m.devnull.Fd()
+	flags := uintptr(syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
+	pid, err := syscall.ForkExec(m.self, []string{RoleInit}, &syscall.ProcAttr{
+		Env:   initEnv,
+		Files: []uintptr{dn, dn, dn, child.Fd()},
+		Sys:   &syscall.SysProcAttr{Cloneflags: flags, Setsid: true, Pdeathsig: syscall.SIGKILL},
+	})
+	if err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	return &initProc{pid: pid, sock: parent, exitc: m.reaper.wait(pid)}, nil
+}
+
+// kill ends an init that has not been configured.
+func (p *initProc) kill() {
+	_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	<-p.exitc
+	p.sock.Close()
+}
+
+// run starts the container's process once and waits for it to end. pre is
+// an init forked in advance, if any.
+func (m *monitor) run(pre *initProc, first bool) (res runResult) {
 	spec := m.spec
 	startFail := func(err error) runResult {
 		if first {
-			ie, ok := err.(*InitError)
-			if !ok {
-				ie = &InitError{Op: "start", Msg: err.Error()}
-			}
-			_ = json.NewEncoder(report).Encode(StartReport{Error: ie})
-			report.Close()
-			code := ie.ExitCode()
-			return runResult{startErr: err, exitCode: code}
+			ie := asInitError(err)
+			m.sendReport(StartReport{Error: ie})
+			return runResult{startErr: err, exitCode: ie.ExitCode()}
 		}
 		fmt.Fprintf(os.Stderr, "%s berth-monitor: restart: %v\n", time.Now().Format(time.RFC3339Nano), err)
 		return runResult{startErr: err, exitCode: 128}
 	}
-	oomBefore := oomKills(spec.Cgroup)
-	devnull, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
-	if err != nil {
-		return startFail(err)
+	ip := pre
+	if ip == nil {
+		var err error
+		if ip, err = m.forkInit(); err != nil {
+			return startFail(err)
+		}
 	}
-	defer devnull.Close()
-	stdio := [3]*os.File{devnull, devnull, devnull}
+	defer ip.sock.Close()
+	pid, exitc := ip.pid, ip.exitc
+	oomBefore := oomKills(spec.Cgroup)
 	var outR, errR, inW *os.File
+	var stdio []int // descriptors for the init: see initFDs
 	var childEnds []*os.File
 	closeChildEnds := func() {
 		for _, f := range childEnds {
@@ -377,80 +451,77 @@ func (m *monitor) run(report *os.File, first bool) (res runResult) {
 		childEnds = nil
 	}
 	defer closeChildEnds()
-	tty := spec.Init.Proc.Tty
-	if !tty {
+	pipeFail := func(err error) runResult {
+		for _, f := range []*os.File{outR, errR, inW} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		ip.kill()
+		return startFail(err)
+	}
+	if !spec.Init.Proc.Tty {
 		var outW, errW *os.File
+		var err error
 		if outR, outW, err = os.Pipe(); err != nil {
-			return startFail(err)
+			return pipeFail(err)
 		}
+		childEnds = append(childEnds, outW)
 		if errR, errW, err = os.Pipe(); err != nil {
-			outR.Close()
-			outW.Close()
-			return startFail(err)
+			return pipeFail(err)
 		}
+		childEnds = append(childEnds, errW)
 		// Big pipes: a container that floods its output keeps running while
 		// the monitor writes a batch to the log.
 		_, _ = fcntl(int(outW.Fd()), fSetPipeSz, 1<<20)
 		_, _ = fcntl(int(errW.Fd()), fSetPipeSz, 1<<20)
-		stdio[1], stdio[2] = outW, errW
-		childEnds = append(childEnds, outW, errW)
+		in := m.devnull
 		if spec.Stdin {
 			var inR *os.File
 			if inR, inW, err = os.Pipe(); err != nil {
-				outR.Close()
-				errR.Close()
-				return startFail(err)
+				return pipeFail(err)
 			}
-			stdio[0] = inR
 			childEnds = append(childEnds, inR)
+			in = inR
+		}
+		stdio = []int{int(in.Fd()), int(outW.Fd()), int(errW.Fd())}
+	}
+	kill := func() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		<-exitc
+		if inW != nil {
+			inW.Close()
 		}
 	}
-	parent, child, err := socketPair()
-	if err != nil {
-		return startFail(err)
-	}
-	defer parent.Close()
-	childEnds = append(childEnds, child)
-
-	flags := uintptr(syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
-	if spec.Init.NewNet {
-		flags |= syscall.CLONE_NEWNET
-	}
-	sys := &syscall.SysProcAttr{Cloneflags: flags, Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if spec.CgroupV2 && len(spec.Cgroup) == 1 {
-		cg, err := os.Open(spec.Cgroup[0])
+	if spec.Init.NetNS != "" {
+		ns, err := os.Open(spec.Init.NetNS)
 		if err != nil {
-			return startFail(fmt.Errorf("open cgroup: %w", err))
+			return pipeFail(fmt.Errorf("open network namespace: %w", err))
 		}
-		defer cg.Close()
-		sys.UseCgroupFD, sys.CgroupFD = true, int(cg.Fd())
+		childEnds = append(childEnds, ns)
+		stdio = append(stdio, int(ns.Fd()))
 	}
-	files := []uintptr{stdio[0].Fd(), stdio[1].Fd(), stdio[2].Fd(), child.Fd()}
-	started := time.Now()
-	pid, err := syscall.ForkExec(m.self, []string{RoleInit}, &syscall.ProcAttr{
-		Env:   []string{reexec.EnvGuard + "=1", EnvInitPipe + "=3"},
-		Files: files,
-		Sys:   sys,
-	})
-	closeChildEnds()
-	if err != nil {
+	// The init is in the cgroup before it does anything: it waits for its
+	// configuration.
+	if err := joinCgroup(spec.Cgroup, pid); err != nil {
+		closeChildEnds()
+		kill()
 		if outR != nil {
 			outR.Close()
 			errR.Close()
 		}
-		if inW != nil {
-			inW.Close()
-		}
-		return startFail(fmt.Errorf("start container init: %w", err))
+		return startFail(err)
 	}
-	exitc := m.reaper.wait(pid)
+	started := time.Now()
+	err := sendJSON(int(ip.sock.Fd()), &spec.Init, stdio...)
+	closeChildEnds()
 	var wg sync.WaitGroup
 	if outR != nil {
 		wg.Add(2)
 		go m.copyStream(outR, FrameStdout, "stdout", &wg)
 		go m.copyStream(errR, FrameStderr, "stderr", &wg)
 	}
-	kill := func() {
+	kill = func() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		<-exitc
 		wg.Wait()
@@ -458,19 +529,11 @@ func (m *monitor) run(report *os.File, first bool) (res runResult) {
 			inW.Close()
 		}
 	}
-	// On v1 the init waits for its configuration, so it is in the cgroup
-	// before it does anything.
-	if !spec.CgroupV2 {
-		if err := joinCgroup(spec.Cgroup, pid); err != nil {
-			kill()
-			return startFail(err)
-		}
-	}
-	if err := sendJSON(int(parent.Fd()), &spec.Init); err != nil {
+	if err != nil {
 		kill()
 		return startFail(fmt.Errorf("send init config: %w", err))
 	}
-	cres, err := readChild(parent)
+	cres, err := readChild(ip.sock)
 	if err != nil {
 		kill()
 		return startFail(err)
@@ -500,19 +563,15 @@ func (m *monitor) run(report *os.File, first bool) (res runResult) {
 	}
 	m.mu.Unlock()
 	m.saveState()
-	m.publish("start", nil)
 	if first {
-		_ = json.NewEncoder(report).Encode(StartReport{Init: proc})
-		report.Close()
+		m.sendReport(StartReport{Init: proc})
 	}
+	m.publish("start", nil)
 	if first {
 		// Shed what only start-up needed: now, and once the first
 		// exchanges with the engine (attach, state reads) are over.
 		trimText()
-		time.AfterFunc(2*time.Second, func() {
-			debug.FreeOSMemory()
-			trimText()
-		})
+		time.AfterFunc(2*time.Second, trimText)
 	}
 	stopHealth := m.startHealth(proc, started)
 	ws := <-exitc

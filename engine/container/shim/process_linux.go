@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path"
 	"strings"
 	"syscall"
@@ -119,16 +118,19 @@ func execProcess(p *Process, sock int, populated []string) *InitError {
 // resetSignals makes sure the command starts with default signal
 // dispositions. Exec resets caught signals but keeps ignored ones, and the Go
 // runtime keeps SIGHUP and SIGINT ignored when they were at start (a berth
-// started under nohup): catching every signal here turns them into caught
-// ones, which the exec then resets.
+// started under nohup): ignored ones are reset here, with rt_sigaction on
+// this process rather than through os/signal, whose watcher goroutine would
+// need threads started just before the exec that ends them.
 func resetSignals() {
-	sigs := make([]os.Signal, 0, 31)
 	for s := syscall.Signal(1); s < 32; s++ {
-		if s != syscall.SIGKILL && s != syscall.SIGSTOP {
-			sigs = append(sigs, s)
+		if s == syscall.SIGKILL || s == syscall.SIGSTOP {
+			continue
+		}
+		var old sigaction
+		if rtSigaction(s, nil, &old) == nil && old.handler == sigIgn {
+			_ = rtSigaction(s, &sigaction{handler: sigDfl}, nil)
 		}
 	}
-	signal.Notify(make(chan os.Signal, 1), sigs...)
 }
 
 // lookPath finds name as exec.LookPath does, in the container's PATH, with

@@ -100,7 +100,11 @@ func overlayData(c *InitConfig) string {
 	for i, l := range c.Lowers {
 		lowers[i] = esc(l)
 	}
-	return "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + esc(c.Upper) + ",workdir=" + esc(c.Work) + ",xino=off"
+	data := "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + esc(c.Upper) + ",workdir=" + esc(c.Work) + ",xino=off"
+	if c.Volatile {
+		data += ",volatile"
+	}
+	return data
 }
 
 // mountOverlay mounts the rootfs. Long lower stacks go through the new mount
@@ -110,6 +114,17 @@ func mountOverlay(c *InitConfig) error {
 	if len(c.Lowers) == 0 {
 		return errors.New("mount rootfs: no image layers")
 	}
+	err := mountOverlayOnce(c)
+	if err != nil && c.Volatile && errors.Is(err, syscall.EINVAL) {
+		// A kernel before 5.10 has no volatile overlays.
+		nc := *c
+		nc.Volatile = false
+		err = mountOverlayOnce(&nc)
+	}
+	return err
+}
+
+func mountOverlayOnce(c *InitConfig) error {
 	data := overlayData(c)
 	if len(data) < 3800 {
 		if err := syscall.Mount("overlay", c.Rootfs, "overlay", 0, data); err != nil {
@@ -130,6 +145,11 @@ func mountOverlay(c *InitConfig) error {
 	for _, kv := range [][2]string{{"upperdir", c.Upper}, {"workdir", c.Work}, {"xino", "off"}} {
 		if err := fsconfigString(fsfd, kv[0], kv[1]); err != nil {
 			return fmt.Errorf("mount rootfs overlay: %s: %w", kv[0], err)
+		}
+	}
+	if c.Volatile {
+		if err := fsconfigFlag(fsfd, "volatile"); err != nil {
+			return fmt.Errorf("mount rootfs overlay: volatile: %w", err)
 		}
 	}
 	if err := fsconfigCreate(fsfd); err != nil {

@@ -9,7 +9,8 @@ import (
 
 // syncMsg is one message of a child on its configuration socket.
 type syncMsg struct {
-	Type  string     `json:"type"` // "pty" (with the master as SCM_RIGHTS), "exec", "error"
+	Type  string     `json:"type"`          // "pty" (with the master as SCM_RIGHTS), "exec", "error"; "go" to a monitor
+	Dir   string     `json:"dir,omitempty"` // "go": the container's directory
 	Error *InitError `json:"error,omitempty"`
 	// Populated lists the volume targets the init filled from the image.
 	Populated []string `json:"populated,omitempty"`

@@ -35,6 +35,7 @@ const (
 	capabilityVersion3 = 0x20080522
 
 	fsopenCloexec       = 1
+	fsconfigSetFlag     = 0
 	fsconfigSetString   = 1
 	fsconfigCmdCreate   = 6
 	fsmountCloexec      = 1
@@ -159,13 +160,24 @@ func fsconfigString(fd int, key, value string) error {
 	return errnoErr(e)
 }
 
+func fsconfigFlag(fd int, key string) error {
+	k, err := syscall.BytePtrFromString(key)
+	if err != nil {
+		return err
+	}
+	_, _, e := syscall.Syscall6(sysFsconfig, uintptr(fd), fsconfigSetFlag, uintptr(unsafe.Pointer(k)), 0, 0, 0)
+	return errnoErr(e)
+}
+
 func fsconfigCreate(fd int) error {
 	_, _, e := syscall.Syscall6(sysFsconfig, uintptr(fd), fsconfigCmdCreate, 0, 0, 0, 0)
 	return errnoErr(e)
 }
 
-func fsmount(fd int) (int, error) {
-	r, _, e := syscall.Syscall(sysFsmount, uintptr(fd), fsmountCloexec, 0)
+func fsmount(fd int) (int, error) { return fsmountAttr(fd, 0) }
+
+func fsmountAttr(fd int, attrs uintptr) (int, error) {
+	r, _, e := syscall.Syscall(sysFsmount, uintptr(fd), fsmountCloexec, attrs)
 	if e != 0 {
 		return -1, e
 	}
@@ -195,5 +207,24 @@ func setgroupsThread(gids []int) error {
 		g[i] = uint32(v)
 	}
 	_, _, e := syscall.RawSyscall(syscall.SYS_SETGROUPS, uintptr(len(gids)), uintptr(unsafe.Pointer(&g[0])), 0)
+	return errnoErr(e)
+}
+
+// sigaction is the kernel's struct sigaction on amd64 and arm64.
+type sigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+const (
+	sigDfl = 0
+	sigIgn = 1
+)
+
+// rtSigaction changes (act) or reads (old) a signal's disposition.
+func rtSigaction(sig syscall.Signal, act, old *sigaction) error {
+	_, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(act)), uintptr(unsafe.Pointer(old)), unsafe.Sizeof(sigaction{}.mask), 0, 0)
 	return errnoErr(e)
 }

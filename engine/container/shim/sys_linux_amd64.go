@@ -1,3 +1,5 @@
 package shim
 
 const sysSetns = 308
+
+const sysMemfd = 319

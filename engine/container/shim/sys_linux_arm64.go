@@ -1,3 +1,5 @@
 package shim
 
 const sysSetns = 268
+
+const sysMemfd = 279

@@ -1,19 +1,19 @@
-package container
+package shim
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
+	"syscall"
+	"unsafe"
 )
 
-// seal returns a path that executes a sealed copy of the running berth
+// Seal returns a path that executes a sealed copy of the running berth
 // binary, for the roles that run next to or inside containers. A container
 // that could write to the binary its init was started from (through
 // /proc/PID/exe, CVE-2019-5736) could replace berth on the host; through the
@@ -25,75 +25,81 @@ import (
 // host mount to leak, and the mount lives exactly as long as descriptors and
 // processes use it. Where overlayfs cannot be used, the binary is copied into
 // a sealed memfd (runc's original fix), which costs a copy of the binary per
-// process. emptyDir is an empty directory that serves as the second lower
-// layer overlayfs needs for read-only mode.
+// process. The overlay's second lower layer, which a read-only overlay
+// needs, is the empty directory SealEmptyDir.
 //
 // The result is "/proc/self/fd/N" for a close-on-exec descriptor held by this
 // process (children exec it before the descriptor closes) and is computed
-// once per process.
-func sealBinary(emptyDir string) (string, error) {
-	sealOnce.Do(func() { sealPath, sealErr = seal(emptyDir) })
-	return sealPath, sealErr
-}
+// once per process. It lives here, with raw system calls, so that a berth
+// command can start a monitor while it initializes (see StartEarlyMonitor).
+func Seal() (string, error) { return sealOnce() }
 
-var (
-	sealOnce sync.Once
-	sealPath string
-	sealErr  error
-)
+// SealEmptyDir is the empty directory of sealed overlays.
+const SealEmptyDir = "/run/berth-empty"
 
-func seal(emptyDir string) (string, error) {
-	fd, err := sealedOverlay(emptyDir)
+var sealOnce = sync.OnceValues(func() (string, error) {
+	fd, err := sealedOverlay(SealEmptyDir)
 	if err != nil {
 		if fd, err = sealedMemfd(); err != nil {
 			return "", fmt.Errorf("seal berth binary: %w", err)
 		}
 	}
 	return "/proc/self/fd/" + strconv.Itoa(fd), nil
-}
+})
 
 func escapeLower(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `:`, `\:`, `,`, `\,`).Replace(s)
 }
+
+const (
+	mountAttrRdonly = 0x1
+	mountAttrNosuid = 0x2
+	mountAttrNodev  = 0x4
+	mfdCloexec      = 0x1
+	mfdAllowSealing = 0x2
+	fAddSeals       = 1033
+	fSealSeal       = 0x1
+	fSealShrink     = 0x2
+	fSealGrow       = 0x4
+	fSealWrite      = 0x8
+)
 
 func sealedOverlay(emptyDir string) (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return -1, err
 	}
-	if strings.HasSuffix(exe, " (deleted)") || !filepath.IsAbs(exe) {
+	if strings.HasSuffix(exe, " (deleted)") || !path.IsAbs(exe) {
 		return -1, errors.New("binary not reachable by path")
 	}
-	// overlayfs refuses nested lower layers: an empty directory below the
-	// binary's own (a data root under the binary's directory) cannot serve.
-	if dir := filepath.Dir(exe); emptyDir == dir || strings.HasPrefix(emptyDir, dir+"/") {
-		emptyDir = "/run/berth-empty"
-		if emptyDir == dir || strings.HasPrefix(emptyDir, dir+"/") {
-			return -1, errors.New("no empty directory outside the binary's")
-		}
+	// overlayfs refuses nested lower layers: an empty directory in the
+	// binary's own cannot serve.
+	dir, name := path.Split(exe)
+	dir = path.Clean(dir)
+	if emptyDir == dir || strings.HasPrefix(emptyDir, dir+"/") {
+		return -1, errors.New("no empty directory outside the binary's")
 	}
 	if err := os.MkdirAll(emptyDir, 0o700); err != nil {
 		return -1, err
 	}
-	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	fsfd, err := fsopen("overlay")
 	if err != nil {
 		return -1, err
 	}
-	defer unix.Close(fsfd)
-	dir, name := filepath.Split(exe)
-	if err := unix.FsconfigSetString(fsfd, "lowerdir", escapeLower(filepath.Clean(dir))+":"+escapeLower(emptyDir)); err != nil {
+	defer syscall.Close(fsfd)
+	if err := fsconfigString(fsfd, "lowerdir", escapeLower(dir)+":"+escapeLower(emptyDir)); err != nil {
 		return -1, fmt.Errorf("overlay lowerdir: %w", err)
 	}
-	_ = unix.FsconfigSetString(fsfd, "xino", "off")
-	if err := unix.FsconfigCreate(fsfd); err != nil {
+	_ = fsconfigString(fsfd, "xino", "off")
+	if err := fsconfigCreate(fsfd); err != nil {
 		return -1, fmt.Errorf("overlay create: %w", err)
 	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_RDONLY)
+	mfd, err := fsmountAttr(fsfd, mountAttrNodev|mountAttrNosuid|mountAttrRdonly)
 	if err != nil {
 		return -1, fmt.Errorf("fsmount: %w", err)
 	}
-	defer unix.Close(mfd)
-	fd, err := unix.Openat(mfd, name, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	defer syscall.Close(mfd)
+	fd, err := syscall.Openat(mfd, name, oPath|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return -1, fmt.Errorf("open sealed binary: %w", err)
 	}
@@ -106,22 +112,23 @@ func sealedMemfd() (int, error) {
 		return -1, err
 	}
 	defer src.Close()
-	fd, err := unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return -1, err
+	name, _ := syscall.BytePtrFromString("berth")
+	r, _, e := syscall.Syscall(sysMemfd, uintptr(unsafe.Pointer(name)), mfdCloexec|mfdAllowSealing, 0)
+	if e != 0 {
+		return -1, e
 	}
+	fd := int(r)
 	dst := os.NewFile(uintptr(fd), "berth-sealed")
 	if _, err := io.Copy(dst, src); err != nil {
 		dst.Close()
 		return -1, err
 	}
-	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+	if _, err := fcntl(fd, fAddSeals, fSealSeal|fSealShrink|fSealGrow|fSealWrite); err != nil {
 		dst.Close()
 		return -1, err
 	}
 	// Keep the descriptor: the *os.File must not close it when collected.
-	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	nfd, err := fcntl(fd, syscall.F_DUPFD_CLOEXEC, 3)
 	dst.Close()
 	if err != nil {
 		return -1, err
