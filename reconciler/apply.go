@@ -68,7 +68,8 @@ type executor struct {
 	depTimeout time.Duration
 	progress   func(Event)
 	progressMu sync.Mutex
-	wake       *waker
+	wake       *lazyWaker // nil: polling alone
+	settle     func()     // waited for before the first change (WithSettle)
 }
 
 func (x *executor) emit(ev Event) {
@@ -182,6 +183,9 @@ func (x *executor) run(ctx context.Context, p *plan.Plan, only func(plan.Key) bo
 	}
 	if len(chs) == 0 {
 		return nil
+	}
+	if x.settle != nil {
+		x.settle()
 	}
 	steps := buildSteps(chs)
 	parallel := x.parallel
@@ -565,8 +569,8 @@ func (x *executor) poll(ctx context.Context, check func() (bool, error)) error {
 	interval := 10 * time.Millisecond
 	for {
 		var wake <-chan struct{}
-		if x.wake != nil {
-			wake = x.wake.changed()
+		if w := x.wake.get(); w != nil {
+			wake = w.changed()
 		}
 		done, err := check()
 		if done || err != nil {
@@ -585,6 +589,31 @@ func (x *executor) poll(ctx context.Context, check func() (bool, error)) error {
 			interval *= 2
 		}
 	}
+}
+
+// lazyWaker subscribes to the engine's events on the first wait, not
+// before: while anyone subscribes, every engine event (each container's
+// create, start, network attach...) is marshalled and sent to the
+// subscriber, which an apply without dependsOn or --wait never reads.
+type lazyWaker struct {
+	ctx  context.Context
+	e    engine.Engine
+	once sync.Once
+	w    *waker
+}
+
+func newLazyWaker(ctx context.Context, e engine.Engine) *lazyWaker {
+	return &lazyWaker{ctx: ctx, e: e}
+}
+
+// get returns the waker, subscribing on the first call; nil when there is
+// none (no lazy waker, or an engine without events).
+func (l *lazyWaker) get() *waker {
+	if l == nil {
+		return nil
+	}
+	l.once.Do(func() { l.w = newWaker(l.ctx, l.e) })
+	return l.w
 }
 
 // waker broadcasts "something happened" from the engine's event stream.

@@ -65,8 +65,23 @@ func (r *Reconciler) lockProjectAs(ctx context.Context, project, role string, ti
 	}
 	// Not synced: the owner note only words an error message, and a crash
 	// leaves the lock itself free anyway.
-	_ = os.WriteFile(filepath.Join(dir, "apply.owner"), []byte(strconv.Itoa(os.Getpid())+" "+role+" "+strings.Join(os.Args, " ")+"\n"), 0o600)
+	writeNote(filepath.Join(dir, "apply.owner"), []byte(strconv.Itoa(os.Getpid())+" "+role+" "+strings.Join(os.Args, " ")+"\n"))
 	return l, nil
+}
+
+// writeNote overwrites the small file path with data in place. Truncating
+// it to zero first, as os.WriteFile does, makes ext4 write the new data to
+// disk when the file is closed (its protection for files rewritten that
+// way): 0.4 ms of every apply, for a note that only words an error.
+func writeNote(path string, data []byte) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(data, 0); err == nil {
+		_ = f.Truncate(int64(len(data)))
+	}
 }
 
 // lockHolder describes who holds the lock, from the note it left, and its

@@ -31,6 +31,7 @@ type Reconciler struct {
 	dataRoot string
 	log      *slog.Logger
 	parallel int
+	settle   func()
 }
 
 // Option configures a Reconciler.
@@ -46,6 +47,11 @@ func WithLogger(l *slog.Logger) Option { return func(r *Reconciler) { r.log = l 
 
 // WithParallelism bounds how many changes run at once (default 8).
 func WithParallelism(n int) Option { return func(r *Reconciler) { r.parallel = n } }
+
+// WithSettle sets what to wait for before making any change (and not before
+// reading): the engine's collection of leftovers, which may run while the
+// reconciler observes (local.Engine.WaitGC).
+func WithSettle(fn func()) Option { return func(r *Reconciler) { r.settle = fn } }
 
 // New returns a Reconciler on engine e.
 func New(e engine.Engine, opts ...Option) *Reconciler {
@@ -304,7 +310,7 @@ func (r *Reconciler) execute(ctx context.Context, res *PlanResult, opts ApplyOpt
 	var err error
 	if res.Plan.HasChanges() {
 		wctx, cancel := context.WithCancel(ctx)
-		x.wake = newWaker(wctx, r.e)
+		x.wake = newLazyWaker(wctx, r.e)
 		err = x.run(ctx, res.Plan, nil)
 		cancel()
 	}
@@ -320,7 +326,7 @@ func (r *Reconciler) execute(ctx context.Context, res *PlanResult, opts ApplyOpt
 }
 
 func (r *Reconciler) executor(project string, block bool, timeout time.Duration, progress func(Event)) *executor {
-	return &executor{e: r.e, project: project, log: r.log, parallel: r.parallel, block: block, depTimeout: timeout, progress: progress}
+	return &executor{e: r.e, project: project, log: r.log, parallel: r.parallel, block: block, depTimeout: timeout, progress: progress, settle: r.settle}
 }
 
 // recordApply updates the persisted status after an apply: each resource's
@@ -333,7 +339,12 @@ func (r *Reconciler) recordApply(ctx context.Context, res *PlanResult, applyErr 
 	obs := res.Observed
 	p := res.Plan
 	if res.Plan.HasChanges() {
-		o, err := Observe(ctx, r.e, res.Project)
+		// Only the kinds that had changes are read again.
+		changed := map[plan.Kind]bool{}
+		for _, ch := range res.Plan.Pending() {
+			changed[ch.Kind] = true
+		}
+		o, err := reobserve(ctx, r.e, res.Project, res.Observed, func(k plan.Kind) bool { return changed[k] })
 		if err != nil {
 			return err
 		}
@@ -497,7 +508,7 @@ func failures(err error) map[plan.Key]failure {
 func (r *Reconciler) waitReady(ctx context.Context, x *executor, d *plan.Desired, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("containers not ready within %s (--timeout)", timeout))
 	defer cancel()
-	x.wake = newWaker(ctx, r.e)
+	x.wake = newLazyWaker(ctx, r.e)
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup

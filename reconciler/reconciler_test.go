@@ -527,3 +527,33 @@ func TestApplyOrderOnNetworkReplace(t *testing.T) {
 		t.Fatalf("not converged: %v", summary(p))
 	}
 }
+
+// TestSettleBeforeChanges checks that the reconciler waits for WithSettle
+// before its first change, and never when there is nothing to change.
+func TestSettleBeforeChanges(t *testing.T) {
+	f := newFake(t)
+	var mu sync.Mutex
+	settled := 0
+	r := New(f, WithDataRoot(t.TempDir()), WithSettle(func() {
+		mu.Lock()
+		settled++
+		mu.Unlock()
+		// Nothing may have been made yet.
+		if cs, _ := f.Containers().List(context.Background(), engine.ListContainersOptions{All: true}); len(cs) > 0 {
+			t.Errorf("settle called after %d containers were made", len(cs))
+		}
+	}))
+	dir := writeManifests(t, "", map[string]string{"net.yaml": netYAML, "web.yaml": ctrYAML("web", "")})
+	mustPlan(t, r, dir)
+	if settled != 0 {
+		t.Errorf("plan settled %d times, want 0", settled)
+	}
+	mustApply(t, r, ApplyOptions{PlanOptions: PlanOptions{Target: Target{Dir: dir}}})
+	if settled != 1 {
+		t.Errorf("apply settled %d times, want 1", settled)
+	}
+	mustApply(t, r, ApplyOptions{PlanOptions: PlanOptions{Target: Target{Dir: dir}}})
+	if settled != 1 {
+		t.Errorf("no-op apply settled %d more times, want 0", settled-1)
+	}
+}

@@ -5,10 +5,10 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"berth.dev/berth/cmd/berth/internal/cli"
+	_ "berth.dev/berth/cmd/berth/internal/prestart" // container monitors start while berth initializes
 	"berth.dev/berth/engine/reexec"
 )
 
@@ -21,7 +21,7 @@ func init() {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

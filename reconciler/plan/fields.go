@@ -21,15 +21,20 @@ type attr struct {
 	sensitive bool
 }
 
-// order of attribute groups in a change, as a person reads a container.
-var groupOrder = map[string]int{
-	"image": 0, "entrypoint": 1, "command": 2, "env": 3, "workingDir": 4, "user": 5, "hostname": 6,
-	"mounts": 7, "networkMode": 8, "networks": 9, "ports": 10, "restart": 11, "resources": 12,
-	"healthcheck": 13, "stopSignal": 14, "stopTimeout": 15, "readOnlyRootfs": 16, "capAdd": 17,
-	"capDrop": 18, "log": 19, "tty": 20, "openStdin": 21, "autoRemove": 22, "labels": 23,
-	"driver": 30, "subnet": 31, "gateway": 32, "internal": 33, "dns": 34, "ref": 35, "digest": 36,
-	"state": 40,
+// groups are the attribute groups in the order a person reads a container:
+// a change lists its fields in this order. (An array, not a map of ranks:
+// a package map is built at start-up, by every berth process.)
+var groups = [...]string{
+	"image", "entrypoint", "command", "env", "workingDir", "user", "hostname",
+	"mounts", "networkMode", "networks", "ports", "restart", "resources",
+	"healthcheck", "stopSignal", "stopTimeout", "readOnlyRootfs", "capAdd",
+	"capDrop", "log", "tty", "openStdin", "autoRemove", "labels",
+	"driver", "subnet", "gateway", "internal", "dns", "ref", "digest",
+	"state",
 }
+
+// groupOrder is the rank of a group; an unknown one ranks first.
+func groupOrder(group string) int { return max(slices.Index(groups[:], group), 0) }
 
 func group(path string) string {
 	if i := strings.IndexAny(path, ".["); i >= 0 {
@@ -39,7 +44,7 @@ func group(path string) string {
 }
 
 func lessPath(a, b string) bool {
-	ga, gb := groupOrder[group(a)], groupOrder[group(b)]
+	ga, gb := groupOrder(group(a)), groupOrder(group(b))
 	if ga != gb {
 		return ga < gb
 	}

@@ -12,7 +12,7 @@ import (
 	"berth.dev/berth/reconciler/render"
 )
 
-func init() { register(NewCmdApply) }
+func init() { register("apply", NewCmdApply) }
 
 // ApplyFlags are `berth apply`'s flags.
 type ApplyFlags struct {
@@ -74,7 +74,7 @@ func runApply(cmd *cobra.Command, o *Options, f *ApplyFlags, args []string) erro
 		opts.Progress = pp.event
 	}
 	var res *reconciler.ApplyResult
-	err := withReconciler(cmd.Context(), o, nil, func(r *reconciler.Reconciler) error {
+	err := withReconciler(cmd.Context(), o, false, nil, func(r *reconciler.Reconciler) error {
 		var err error
 		if len(args) == 1 {
 			pf, isPlan, perr := reconciler.ReadPlanFile(args[0])

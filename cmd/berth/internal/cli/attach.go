@@ -8,7 +8,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdAttach) }
+func init() { register("attach", NewCmdAttach) }
 
 // NewCmdAttach builds `berth attach`.
 func NewCmdAttach(o *Options) *cobra.Command {

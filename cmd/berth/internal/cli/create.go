@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(NewCmdCreate) }
+func init() { register("create", NewCmdCreate) }
 
 // NewCmdCreate builds `berth create`.
 func NewCmdCreate(o *Options) *cobra.Command {

@@ -9,7 +9,7 @@ import (
 	"berth.dev/berth/reconciler"
 )
 
-func init() { register(NewCmdDestroy) }
+func init() { register("destroy", NewCmdDestroy) }
 
 // DestroyFlags are `berth destroy`'s flags.
 type DestroyFlags struct {
@@ -49,7 +49,7 @@ func runDestroy(cmd *cobra.Command, o *Options, f *DestroyFlags, args []string) 
 		Progress:    pp.event,
 	}
 	var res *reconciler.ApplyResult
-	err := withReconciler(cmd.Context(), o, nil, func(r *reconciler.Reconciler) error {
+	err := withReconciler(cmd.Context(), o, false, nil, func(r *reconciler.Reconciler) error {
 		var err error
 		res, err = r.Destroy(cmd.Context(), opts)
 		return err

@@ -11,7 +11,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdEvents) }
+func init() { register("events", NewCmdEvents) }
 
 // NewCmdEvents builds `berth events`.
 func NewCmdEvents(o *Options) *cobra.Command {

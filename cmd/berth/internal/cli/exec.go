@@ -11,7 +11,7 @@ import (
 	"berth.dev/berth/engine/container/shim"
 )
 
-func init() { register(NewCmdExec) }
+func init() { register("exec", NewCmdExec) }
 
 type execOptions struct {
 	interactive bool

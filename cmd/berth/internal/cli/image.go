@@ -12,7 +12,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdImage) }
+func init() { register("image", NewCmdImage) }
 
 // NewCmdImage builds `berth image` and its subcommands.
 func NewCmdImage(o *Options) *cobra.Command {

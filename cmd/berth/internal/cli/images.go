@@ -11,7 +11,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdImages) }
+func init() { register("images", NewCmdImages) }
 
 type imagesOptions struct {
 	quiet bool

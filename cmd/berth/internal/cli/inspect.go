@@ -9,7 +9,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdInspect) }
+func init() { register("inspect", NewCmdInspect) }
 
 // NewCmdInspect builds `berth inspect`.
 func NewCmdInspect(o *Options) *cobra.Command {

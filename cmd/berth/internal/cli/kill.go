@@ -6,7 +6,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdKill) }
+func init() { register("kill", NewCmdKill) }
 
 // NewCmdKill builds `berth kill`.
 func NewCmdKill(o *Options) *cobra.Command {

@@ -11,7 +11,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdLogs) }
+func init() { register("logs", NewCmdLogs) }
 
 type logsOptions struct {
 	follow     bool

@@ -14,7 +14,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdNetwork) }
+func init() { register("network", NewCmdNetwork) }
 
 // NewCmdNetwork builds `berth network` and its subcommands.
 func NewCmdNetwork(o *Options) *cobra.Command {

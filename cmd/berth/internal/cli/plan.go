@@ -10,7 +10,7 @@ import (
 	"berth.dev/berth/reconciler/render"
 )
 
-func init() { register(NewCmdPlan) }
+func init() { register("plan", NewCmdPlan) }
 
 // PlanFlags are `berth plan`'s flags.
 type PlanFlags struct {
@@ -54,7 +54,7 @@ host changed since.`,
 func runPlan(cmd *cobra.Command, o *Options, f *PlanFlags, args []string) error {
 	opts := reconciler.PlanOptions{Target: f.target(args), PruneVolumes: f.PruneVolumes, AllowEmpty: f.AllowEmpty, Destroy: f.Destroy}
 	var res *reconciler.PlanResult
-	err := withReconciler(cmd.Context(), o, nil, func(r *reconciler.Reconciler) error {
+	err := withReconciler(cmd.Context(), o, true, nil, func(r *reconciler.Reconciler) error {
 		var err error
 		res, err = r.Plan(cmd.Context(), opts)
 		return err
@@ -90,23 +90,7 @@ func runPlan(cmd *cobra.Command, o *Options, f *PlanFlags, args []string) error 
 // touched: the verb is the first argument that is neither a flag nor the
 // value of a global flag.
 func terraformOut(args []string) []string {
-	valued := map[string]bool{"--" + keyDataRoot: true, "--" + keyLogLevel: true, "--" + keyOutput: true, "-o": true,
-		"--" + keyConfig: true, "--" + keyInsecure: true}
-	verb := -1
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
-		if strings.HasPrefix(a, "-") {
-			if valued[a] {
-				i++ // its value
-			}
-			continue
-		}
-		verb = i
-		break
-	}
+	verb := verbIndex(args)
 	if verb < 0 || args[verb] != "plan" {
 		return args
 	}

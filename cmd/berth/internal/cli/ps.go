@@ -11,7 +11,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdPs) }
+func init() { register("ps", NewCmdPs) }
 
 type psOptions struct {
 	all     bool

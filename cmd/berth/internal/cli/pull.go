@@ -9,7 +9,7 @@ import (
 	"berth.dev/berth/engine/image"
 )
 
-func init() { register(NewCmdPull) }
+func init() { register("pull", NewCmdPull) }
 
 type pullOptions struct {
 	quiet    bool

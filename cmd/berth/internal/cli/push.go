@@ -8,7 +8,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdPush) }
+func init() { register("push", NewCmdPush) }
 
 type pushOptions struct {
 	quiet bool

@@ -12,13 +12,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"berth.dev/berth/engine"
+	"berth.dev/berth/engine/local"
 	"berth.dev/berth/reconciler"
 	"berth.dev/berth/reconciler/plan"
 )
 
-// openEngine opens the engine the reconciler verbs use; tests replace it
-// with the in-memory fake.
-var openEngine = func(ctx context.Context, o *Options) (engine.Engine, error) { return o.Engine(ctx) }
+// openEngine opens the engine the reconciler verbs use, readOnly for those
+// that change nothing; tests replace it with the in-memory fake. A verb
+// that only reads does not collect what killed commands left behind (it
+// makes no difference to what the reconciler observes); one that may make
+// changes collects it while it reads the manifests and the host, and waits
+// for it before it changes anything (WithSettle).
+var openEngine = func(ctx context.Context, o *Options, readOnly bool) (engine.Engine, error) {
+	if readOnly {
+		return o.engine(ctx, local.GCNever)
+	}
+	return o.engine(ctx, local.GCBackground)
+}
 
 // projectFlags are the flags every reconciler verb shares.
 type projectFlags struct {
@@ -37,10 +47,10 @@ func (p *projectFlags) target(args []string) reconciler.Target {
 	return t
 }
 
-// withReconciler opens the engine, runs fn with a reconciler on it, and
-// closes the engine.
-func withReconciler(ctx context.Context, o *Options, log *slog.Logger, fn func(*reconciler.Reconciler) error) error {
-	e, err := openEngine(ctx, o)
+// withReconciler opens the engine (readOnly: for a verb that changes
+// nothing), runs fn with a reconciler on it, and closes the engine.
+func withReconciler(ctx context.Context, o *Options, readOnly bool, log *slog.Logger, fn func(*reconciler.Reconciler) error) error {
+	e, err := openEngine(ctx, o, readOnly)
 	if err != nil {
 		return err
 	}
@@ -48,7 +58,11 @@ func withReconciler(ctx context.Context, o *Options, log *slog.Logger, fn func(*
 	if log == nil {
 		log = o.Log
 	}
-	return fn(reconciler.New(e, reconciler.WithDataRoot(o.DataRoot), reconciler.WithLogger(log)))
+	opts := []reconciler.Option{reconciler.WithDataRoot(o.DataRoot), reconciler.WithLogger(log)}
+	if le, ok := e.(*local.Engine); ok {
+		opts = append(opts, reconciler.WithSettle(le.WaitGC))
+	}
+	return fn(reconciler.New(e, opts...))
 }
 
 // progressPrinter writes an apply's progress as Terraform does:
@@ -67,13 +81,23 @@ func (p *progressPrinter) event(ev reconciler.Event) {
 	}
 }
 
-var opWords = map[reconciler.Op][3]string{
-	// started, done, noun for failures
-	reconciler.OpDestroy: {"Destroying...", "Destruction complete", "destroy"},
-	reconciler.OpCreate:  {"Creating...", "Creation complete", "create"},
-	reconciler.OpUpdate:  {"Modifying...", "Modifications complete", "update"},
-	reconciler.OpStart:   {"Starting...", "Started", "start"},
-	reconciler.OpPull:    {"Pulling...", "Pull complete", "pull"},
+// opWords are an operation's words: started, done, and the noun for
+// failures. (A switch, not a package map, which every berth process would
+// build at start-up.)
+func opWords(op reconciler.Op) [3]string {
+	switch op {
+	case reconciler.OpDestroy:
+		return [3]string{"Destroying...", "Destruction complete", "destroy"}
+	case reconciler.OpCreate:
+		return [3]string{"Creating...", "Creation complete", "create"}
+	case reconciler.OpUpdate:
+		return [3]string{"Modifying...", "Modifications complete", "update"}
+	case reconciler.OpStart:
+		return [3]string{"Starting...", "Started", "start"}
+	case reconciler.OpPull:
+		return [3]string{"Pulling...", "Pull complete", "pull"}
+	}
+	return [3]string{}
 }
 
 func progressLine(ev reconciler.Event) string {
@@ -99,7 +123,7 @@ func progressLine(ev reconciler.Event) string {
 		}
 		return ""
 	}
-	w := opWords[ev.Op]
+	w := opWords(ev.Op)
 	switch ev.Phase {
 	case reconciler.PhaseStarted:
 		if ev.Op == reconciler.OpDestroy {

@@ -29,7 +29,7 @@ func useFake(t *testing.T) *enginetest.Fake {
 		t.Fatal(err)
 	}
 	old := openEngine
-	openEngine = func(context.Context, *Options) (engine.Engine, error) { return keepOpen{f}, nil }
+	openEngine = func(context.Context, *Options, bool) (engine.Engine, error) { return keepOpen{f}, nil }
 	t.Cleanup(func() { openEngine = old; f.Close() })
 	return f
 }

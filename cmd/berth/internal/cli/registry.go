@@ -2,7 +2,7 @@ package cli
 
 import "github.com/spf13/cobra"
 
-func init() { register(NewCmdRegistry) }
+func init() { register("registry", NewCmdRegistry) }
 
 // NewCmdRegistry builds `berth registry`, the group of registry verbs.
 func NewCmdRegistry(o *Options) *cobra.Command {

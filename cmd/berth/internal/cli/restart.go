@@ -8,7 +8,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdRestart) }
+func init() { register("restart", NewCmdRestart) }
 
 // NewCmdRestart builds `berth restart`.
 func NewCmdRestart(o *Options) *cobra.Command {

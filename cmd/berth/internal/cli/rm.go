@@ -6,7 +6,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdRm) }
+func init() { register("rm", NewCmdRm) }
 
 // NewCmdRm builds `berth rm`.
 func NewCmdRm(o *Options) *cobra.Command {

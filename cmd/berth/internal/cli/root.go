@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -41,7 +42,7 @@ type Options struct {
 	// Log writes structured diagnostics to Err at LogLevel.
 	Log *slog.Logger
 
-	v *viper.Viper
+	v *viper.Viper // the settings, once resolved
 }
 
 // JSON reports whether machine output was asked for.
@@ -67,7 +68,10 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // Run executes berth with args and returns the process exit code.
 func Run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
 	o := &Options{In: in, Out: out, Err: errOut}
-	root := NewCmdRoot(o)
+	// Only the verb being run is built (every verb for help, completion or
+	// an unknown verb): building all of them, flags and all, is a
+	// measurable part of a short command's run time.
+	root := newCmdRoot(o, verbOf(args))
 	root.SetArgs(terraformOut(args))
 	root.SetIn(in)
 	root.SetOut(out)
@@ -88,8 +92,11 @@ func Run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 }
 
 // NewCmdRoot builds the command tree.
-func NewCmdRoot(o *Options) *cobra.Command {
-	o.v = viper.New()
+func NewCmdRoot(o *Options) *cobra.Command { return newCmdRoot(o, "") }
+
+// newCmdRoot builds the root command with only the verb named only, or
+// with every verb when only names none.
+func newCmdRoot(o *Options, only string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "berth",
 		Short: "Run exactly what a directory of container manifests describes",
@@ -114,35 +121,84 @@ describes: images, containers, networks and volumes.
 	_ = cmd.RegisterFlagCompletionFunc(keyOutput, cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc(keyLogLevel, cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 
-	for _, add := range verbs {
-		cmd.AddCommand(add(o))
+	for _, v := range verbs {
+		if only == "" || v.name == only {
+			cmd.AddCommand(v.new(o))
+		}
 	}
 	return cmd
 }
 
-// verbs are the constructors of the subcommands; each verb file adds itself
-// in an init function, which keeps this file free of per-verb edits.
-var verbs []func(*Options) *cobra.Command
+// verb is a subcommand: its name (the first word of its Use) and its
+// constructor.
+type verb struct {
+	name string
+	new  func(*Options) *cobra.Command
+}
 
-func register(fn func(*Options) *cobra.Command) { verbs = append(verbs, fn) }
+// verbs are the subcommands; each verb file adds itself in an init
+// function, which keeps this file free of per-verb edits.
+var verbs []verb
 
+func register(name string, fn func(*Options) *cobra.Command) {
+	verbs = append(verbs, verb{name: name, new: fn})
+}
+
+// verbOf returns the registered verb args run, or "" when they run none
+// (no verb, help, completion, an unknown verb): those need every verb.
+func verbOf(args []string) string {
+	i := verbIndex(args)
+	if i < 0 {
+		return ""
+	}
+	for _, v := range verbs {
+		if v.name == args[i] {
+			return v.name
+		}
+	}
+	return ""
+}
+
+// verbIndex returns the index in args of the verb: the first argument that
+// is neither a flag nor the value of a global flag; -1 if there is none.
+func verbIndex(args []string) int {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return -1
+		}
+		if strings.HasPrefix(a, "-") {
+			switch a {
+			case "--" + keyDataRoot, "--" + keyLogLevel, "--" + keyOutput, "-o", "--" + keyConfig, "--" + keyInsecure:
+				i++ // its value
+			}
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+// resolve reads the global settings: a flag set on the command line, else
+// a non-empty BERTH_<KEY> variable (data-root: BERTH_DATA_ROOT), else the
+// config file (YAML, keys in any case), else the flag's default.
 func (o *Options) resolve(cmd *cobra.Command) error {
-	v := o.v
+	v := viper.New()
+	o.v = v
 	v.SetEnvPrefix("BERTH")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
 	if err := v.BindPFlags(cmd.Flags()); err != nil {
 		return err
 	}
-	cfg := v.GetString(keyConfig)
-	if cfg != "" {
+	if cfg := v.GetString(keyConfig); cfg != "" {
 		v.SetConfigFile(cfg)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
 			// The default file is optional; one named by flag or BERTH_CONFIG is not.
 			explicit := cmd.Flags().Changed(keyConfig) || os.Getenv("BERTH_CONFIG") != ""
 			var nf viper.ConfigFileNotFoundError
-			if explicit || !(errors.As(err, &nf) || isNotExist(err)) {
+			if explicit || !(errors.As(err, &nf) || errors.Is(err, fs.ErrNotExist)) {
 				return fmt.Errorf("config %s: %w", cfg, err)
 			}
 		}
@@ -150,7 +206,7 @@ func (o *Options) resolve(cmd *cobra.Command) error {
 	o.DataRoot = v.GetString(keyDataRoot)
 	o.LogLevel = v.GetString(keyLogLevel)
 	o.Output = v.GetString(keyOutput)
-	o.InsecureRegistries = v.GetStringSlice(keyInsecure)
+	o.InsecureRegistries = splitList(v.GetStringSlice(keyInsecure))
 	if o.Output != "text" && o.Output != "json" {
 		return fmt.Errorf("--output %q: must be text or json", o.Output)
 	}
@@ -163,9 +219,19 @@ func (o *Options) resolve(cmd *cobra.Command) error {
 	return nil
 }
 
-func isNotExist(err error) bool {
-	var pe *os.PathError
-	return errors.As(err, &pe) && errors.Is(pe.Err, os.ErrNotExist)
+// inConfig reports whether the config file sets key.
+func (o *Options) inConfig(key string) bool { return o.v != nil && o.v.InConfig(key) }
+
+// splitList splits the elements of a list setting at commas as well:
+// viper splits a variable or a config string only at spaces, so that
+// BERTH_INSECURE_REGISTRIES=a:5000,b:5000 would name one registry
+// "a:5000,b:5000", where the flag takes commas.
+func splitList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		out = append(out, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
+	}
+	return out
 }
 
 func isTerminal(w io.Writer) bool {

@@ -11,7 +11,7 @@ import (
 	"berth.dev/berth/engine/container"
 )
 
-func init() { register(NewCmdRun) }
+func init() { register("run", NewCmdRun) }
 
 // NewCmdRun builds `berth run`.
 func NewCmdRun(o *Options) *cobra.Command {

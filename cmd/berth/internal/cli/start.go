@@ -10,7 +10,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdStart) }
+func init() { register("start", NewCmdStart) }
 
 // NewCmdStart builds `berth start`.
 func NewCmdStart(o *Options) *cobra.Command {

@@ -12,7 +12,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdStats) }
+func init() { register("stats", NewCmdStats) }
 
 // statsRow is one line of berth stats (and its JSON form).
 type statsRow struct {

@@ -11,7 +11,7 @@ import (
 	"berth.dev/berth/reconciler"
 )
 
-func init() { register(NewCmdStatus) }
+func init() { register("status", NewCmdStatus) }
 
 // NewCmdStatus builds `berth status`.
 func NewCmdStatus(o *Options) *cobra.Command {
@@ -26,7 +26,7 @@ The host is observed now; failures come from the last apply or the watcher.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st *reconciler.ProjectStatus
-			err := withReconciler(cmd.Context(), o, nil, func(r *reconciler.Reconciler) error {
+			err := withReconciler(cmd.Context(), o, true, nil, func(r *reconciler.Reconciler) error {
 				var err error
 				st, err = r.Status(cmd.Context(), f.target(args))
 				return err

@@ -10,7 +10,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdStop) }
+func init() { register("stop", NewCmdStop) }
 
 // NewCmdStop builds `berth stop`.
 func NewCmdStop(o *Options) *cobra.Command {

@@ -6,7 +6,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdTag) }
+func init() { register("tag", NewCmdTag) }
 
 // NewCmdTag builds `berth tag`.
 func NewCmdTag(o *Options) *cobra.Command {

@@ -12,7 +12,7 @@ import (
 	"berth.dev/berth/spec"
 )
 
-func init() { register(NewCmdValidate) }
+func init() { register("validate", NewCmdValidate) }
 
 // validateOptions are the flags and arguments of berth validate.
 type validateOptions struct {

@@ -12,7 +12,7 @@ import (
 // Version is set at build time with -ldflags "-X berth.dev/berth/cmd/berth/internal/cli.Version=...".
 var Version = "dev"
 
-func init() { register(NewCmdVersion) }
+func init() { register("version", NewCmdVersion) }
 
 // VersionInfo is what `berth version -o json` prints.
 type VersionInfo struct {

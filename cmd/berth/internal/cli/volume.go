@@ -17,7 +17,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdVolume) }
+func init() { register("volume", NewCmdVolume) }
 
 // NewCmdVolume builds `berth volume` and its subcommands.
 func NewCmdVolume(o *Options) *cobra.Command {

@@ -8,7 +8,7 @@ import (
 	"berth.dev/berth/engine"
 )
 
-func init() { register(NewCmdWait) }
+func init() { register("wait", NewCmdWait) }
 
 // NewCmdWait builds `berth wait`.
 func NewCmdWait(o *Options) *cobra.Command {

@@ -10,7 +10,7 @@ import (
 	"berth.dev/berth/reconciler"
 )
 
-func init() { register(NewCmdWatch) }
+func init() { register("watch", NewCmdWatch) }
 
 // WatchFlags are `berth watch`'s flags.
 type WatchFlags struct {
@@ -43,14 +43,14 @@ otherwise); "berth status" shows each resource's condition.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := o.Log
-			if !flagChanged(cmd.Root().PersistentFlags(), keyLogLevel) && os.Getenv("BERTH_LOG_LEVEL") == "" && !o.v.InConfig(keyLogLevel) {
+			if !flagChanged(cmd.Root().PersistentFlags(), keyLogLevel) && os.Getenv("BERTH_LOG_LEVEL") == "" && !o.inConfig(keyLogLevel) {
 				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 			}
 			opts := reconciler.WatchOptions{
 				Target: f.target(args), Resync: f.Resync, Debounce: f.Debounce,
 				PruneVolumes: f.PruneVolumes, AllowEmpty: f.AllowEmpty, LockTimeout: f.LockTimeout,
 			}
-			return withReconciler(cmd.Context(), o, log, func(r *reconciler.Reconciler) error {
+			return withReconciler(cmd.Context(), o, false, log, func(r *reconciler.Reconciler) error {
 				return r.Watch(cmd.Context(), opts)
 			})
 		},
