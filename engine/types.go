@@ -279,6 +279,10 @@ type Container struct {
 	Config    ContainerConfig  `json:"config"`
 	State     ContainerState   `json:"state"`
 	Endpoints []EndpointStatus `json:"endpoints,omitempty"`
+	// Ports are the published ports as bound while the container runs:
+	// Config.Ports with the host port chosen at start for each one given
+	// as 0 (docker port). Empty when it does not run.
+	Ports []PortBinding `json:"ports,omitempty"`
 	// Command is the resolved argv the container runs (entrypoint + cmd).
 	Command []string `json:"command"`
 	// LogPath is the current log file.

@@ -121,6 +121,21 @@ func TestRunNetworkFlags(t *testing.T) {
 	if got, err := httpGet("http://127.0.0.1:" + strconv.Itoa(port) + "/hostname"); err != nil || got != "a\n" {
 		t.Errorf("GET 127.0.0.1:%d = %q, %v", port, got, err)
 	}
+	// -p 127.0.0.1::80 publishes on a host port chosen at start, which
+	// berth port and ps show and which answers.
+	must("run", "-d", "--name", "c", "--hostname", "c", "--network", "front", "-p", "127.0.0.1::80",
+		"busybox:net", "/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+	hostPort := strings.TrimSpace(must("port", "c", "80"))
+	if _, p, ok := strings.Cut(hostPort, "127.0.0.1:"); !ok || p == "0" || p == "" {
+		t.Fatalf("berth port c 80 = %q", hostPort)
+	}
+	if out := must("ps", "--filter", "name=c"); !strings.Contains(out, hostPort+"->80/tcp") {
+		t.Errorf("ps does not show %s->80/tcp:\n%s", hostPort, out)
+	}
+	waitTCP(t, hostPort)
+	if got, err := httpGet("http://" + hostPort + "/hostname"); err != nil || got != "c\n" {
+		t.Errorf("GET %s = %q, %v", hostPort, got, err)
+	}
 	// Another container on the default network reaches it through the
 	// host, as 127.0.0.1 is not published there: through the bridge's
 	// gateway it is refused.

@@ -101,6 +101,9 @@ func (r *Runtime) view(ctx context.Context, dir string, rec *record, withEndpoin
 		Command: rec.Command,
 		LogPath: filepath.Join(dir, shim.LogFile),
 	}
+	if c.State.Running {
+		c.Ports = rec.Ports
+	}
 	if withEndpoints && r.networks != nil && networkMode(rec.Config) == engine.NetworkModeBridge {
 		if eps, err := r.networks.Endpoints(ctx, rec.ID); err == nil {
 			c.Endpoints = eps

@@ -49,6 +49,9 @@ type record struct {
 	Removing        bool `json:"removing,omitempty"`
 	// Spec is what the monitor runs, computed at each start.
 	Spec *shim.Spec `json:"spec,omitempty"`
+	// Ports are the published ports as the last start bound them, host
+	// ports chosen for those configured as 0.
+	Ports []engine.PortBinding `json:"ports,omitempty"`
 }
 
 func newID() string {

@@ -60,6 +60,9 @@ type Attachment struct {
 	Endpoints  []engine.EndpointStatus
 	ResolvConf []byte
 	Hosts      []byte // extra /etc/hosts lines
+	// Ports are the published ports as bound, with the host port each one
+	// configured as 0 got.
+	Ports []engine.PortBinding
 }
 
 // Cgroups creates and finds container cgroups.

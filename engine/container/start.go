@@ -279,6 +279,7 @@ func (r *Runtime) buildSpec(ctx context.Context, l *locked) (*shim.Spec, error) 
 		}
 		hosts = append(hosts, att.Hosts...)
 		resolv = att.ResolvConf
+		rec.Ports = att.Ports
 		spec.Detach = true
 	}
 	files := map[string][]byte{"hosts": hosts, "hostname": []byte(rec.Hostname + "\n"), "resolv.conf": resolv}

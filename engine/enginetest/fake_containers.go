@@ -49,6 +49,10 @@ func cloneContainer(c *engine.Container) engine.Container {
 	out.Config = cloneConfig(c.Config)
 	out.Command = slices.Clone(c.Command)
 	out.Endpoints = slices.Clone(c.Endpoints)
+	out.Ports = nil
+	if c.State.Running {
+		out.Ports = slices.Clone(c.Ports)
+	}
 	if c.State.Health != nil {
 		h := *c.State.Health
 		h.Log = slices.Clone(h.Log)
@@ -113,11 +117,14 @@ func running(c *fakeContainer) bool {
 // portConflictLocked reports a host port another running container holds.
 func (f *Fake) portConflictLocked(self string, ports []engine.PortBinding) error {
 	for _, p := range ports {
+		if p.HostPort == 0 {
+			continue // one is chosen at start
+		}
 		for _, o := range f.containers {
 			if o.c.ID == self || !running(o) {
 				continue
 			}
-			for _, q := range o.c.Config.Ports {
+			for _, q := range o.c.Ports { // as bound at its start
 				proto := func(s string) string {
 					if s == "" {
 						return "tcp"
@@ -132,6 +139,29 @@ func (f *Fake) portConflictLocked(self string, ports []engine.PortBinding) error
 		}
 	}
 	return nil
+}
+
+// bindPortsLocked binds the container's published ports as it starts: a
+// host port given as 0 gets a free one from the kernel's default ephemeral
+// range, as the real engine (and Docker) choose.
+func (f *Fake) bindPortsLocked(c *fakeContainer) {
+	ports := slices.Clone(c.c.Config.Ports)
+	for i := range ports {
+		if ports[i].HostPort != 0 {
+			continue
+		}
+		for hp := 32768; hp <= 60999; hp++ {
+			p := ports[i]
+			p.HostPort = uint16(hp)
+			if f.portConflictLocked(c.c.ID, []engine.PortBinding{p}) != nil ||
+				slices.ContainsFunc(ports, func(q engine.PortBinding) bool { return q.HostPort == p.HostPort && q.Protocol == p.Protocol }) {
+				continue
+			}
+			ports[i] = p
+			break
+		}
+	}
+	c.c.Ports = ports
 }
 
 func validRestart(r engine.RestartPolicy) bool {
@@ -297,6 +327,7 @@ func (f *Fake) runLocked(c *fakeContainer) {
 	st := &c.c.State
 	st.Status, st.Running, st.Pid = engine.StatusRunning, true, nextPid
 	st.StartedAt, st.Error, st.ExitCode, st.OOMKilled = time.Now(), "", 0, false
+	f.bindPortsLocked(c)
 	f.attachLocked(c)
 	o := model(c.c.Command, true)
 	for _, line := range o.stdout {

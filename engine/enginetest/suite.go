@@ -51,6 +51,7 @@ func RunSuite(t *testing.T, factory Factory) {
 		{"Events", testEvents},
 		{"Volumes", testVolumes},
 		{"Networks", testNetworks},
+		{"PublishedPorts", testPublishedPorts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -558,5 +559,58 @@ func testNetworks(t *testing.T, s *suite) {
 	}
 	if _, err := ns.Inspect(ctx, name); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("inspect of a removed network: %v", err)
+	}
+}
+
+// testPublishedPorts checks that a port published on host port 0 gets one
+// from the ephemeral range at start, shown while the container runs, and
+// that two containers asking for any port both get one.
+func testPublishedPorts(t *testing.T, s *suite) {
+	ctx := t.Context()
+	ns := s.e.Networks()
+	if ns == nil {
+		t.Skip("engine without networks")
+	}
+	name := s.name("n")
+	if _, err := ns.Create(ctx, engine.NetworkConfig{Name: name, Driver: "bridge"}); errors.Is(err, engine.ErrUnsupported) {
+		t.Skipf("networks unsupported: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.Remove(context.Background(), name) })
+	cfg := engine.ContainerConfig{
+		Cmd:      sleeper(),
+		Networks: []engine.EndpointConfig{{Network: name}},
+		Ports:    []engine.PortBinding{{HostIP: "127.0.0.1", ContainerPort: 80, Protocol: "tcp"}, {HostIP: "127.0.0.1", ContainerPort: 81, Protocol: "tcp"}},
+	}
+	seen := map[uint16]bool{}
+	var first engine.Container
+	for i := range 2 {
+		c := s.start(cfg)
+		got := s.inspect(c.ID).Ports
+		if len(got) != 2 {
+			t.Fatalf("container %d: ports %+v, want 2", i, got)
+		}
+		for j, p := range got {
+			if p.HostPort < 32768 || p.HostPort > 60999 || seen[p.HostPort] {
+				t.Errorf("container %d: host port %d: want a distinct one in 32768-60999", i, p.HostPort)
+			}
+			seen[p.HostPort] = true
+			if p.ContainerPort != cfg.Ports[j].ContainerPort || p.HostIP != "127.0.0.1" || p.Protocol != "tcp" {
+				t.Errorf("container %d: port %+v, want one for %+v", i, p, cfg.Ports[j])
+			}
+		}
+		if c := s.inspect(c.ID); c.Config.Ports[0].HostPort != 0 {
+			t.Errorf("the configuration changed: %+v", c.Config.Ports)
+		}
+		if i == 0 {
+			first = c
+		}
+	}
+	if err := s.cs().Stop(ctx, first.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.inspect(first.ID).Ports; len(got) != 0 {
+		t.Errorf("a stopped container shows ports %+v", got)
 	}
 }

@@ -117,7 +117,7 @@ func (n networks) Attach(ctx context.Context, req container.AttachRequest) (cont
 	if err != nil {
 		return container.Attachment{}, err
 	}
-	return container.Attachment{Endpoints: a.Endpoints, ResolvConf: a.ResolvConf, Hosts: a.Hosts}, nil
+	return container.Attachment{Endpoints: a.Endpoints, ResolvConf: a.ResolvConf, Hosts: a.Hosts, Ports: a.Ports}, nil
 }
 
 // cgroups adapts engine/cgroup to the runtime.

@@ -76,15 +76,15 @@ status=created|running|restarting|exited|dead.`,
 					return nil
 				}
 				tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")
+				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
 				now := time.Now()
 				for _, c := range out {
 					cmdline := quoteCommand(c.Command)
 					if f.noTrunc {
 						cmdline = fmt.Sprintf("%q", strings.Join(c.Command, " "))
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\t%s\n", truncID(c.ID, f.noTrunc), truncImage(c.Config.Image, f.noTrunc), cmdline,
-						humanDuration(now.Sub(c.Created)), containerStatus(c.State, now), c.Name)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\t%s\t%s\n", truncID(c.ID, f.noTrunc), truncImage(c.Config.Image, f.noTrunc), cmdline,
+						humanDuration(now.Sub(c.Created)), containerStatus(c.State, now), formatPorts(c.Ports), c.Name)
 				}
 				return tw.Flush()
 			})
@@ -117,4 +117,22 @@ func truncImage(ref string, full bool) string {
 		return ref
 	}
 	return name + "@sha256:" + digest[:12]
+}
+
+// formatPorts shows published ports as docker ps does:
+// "0.0.0.0:8080->80/tcp, 127.0.0.1:32768->53/udp".
+func formatPorts(ports []engine.PortBinding) string {
+	out := make([]string, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, formatPort(p))
+	}
+	return strings.Join(out, ", ")
+}
+
+func formatPort(p engine.PortBinding) string {
+	ip := p.HostIP
+	if ip == "" {
+		ip = "0.0.0.0"
+	}
+	return fmt.Sprintf("%s:%d->%d/%s", ip, p.HostPort, p.ContainerPort, proto(p.Protocol))
 }
