@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"berth.dev/berth/engine"
 	"berth.dev/berth/engine/image"
 )
 
@@ -22,23 +21,4 @@ func openImages(ctx context.Context, e *Engine) error {
 	}
 	e.images = s
 	return nil
-}
-
-// imageUsers maps image IDs to the IDs of the containers created from them.
-// Before the container runtime is wired in, no container uses any image.
-func (e *Engine) imageUsers(ctx context.Context) (map[string][]string, error) {
-	if e.containers == nil {
-		return nil, nil
-	}
-	cs, err := e.containers.List(ctx, engine.ListContainersOptions{All: true})
-	if err != nil {
-		return nil, err
-	}
-	users := map[string][]string{}
-	for _, c := range cs {
-		if c.ImageID != "" {
-			users[c.ImageID] = append(users[c.ImageID], c.ID)
-		}
-	}
-	return users, nil
 }

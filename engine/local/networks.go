@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"berth.dev/berth/engine"
 	"berth.dev/berth/engine/network"
 )
 
@@ -29,23 +28,4 @@ func openNetworks(ctx context.Context, e *Engine) error {
 	}
 	e.networks = m
 	return nil
-}
-
-// networkUsers maps the network references in container configs (names or
-// IDs) to the containers that carry them.
-func (e *Engine) networkUsers(ctx context.Context) (map[string][]string, error) {
-	if e.containers == nil {
-		return nil, nil
-	}
-	cs, err := e.containers.List(ctx, engine.ListContainersOptions{All: true})
-	if err != nil {
-		return nil, err
-	}
-	users := map[string][]string{}
-	for _, c := range cs {
-		for _, ep := range c.Config.Networks {
-			users[ep.Network] = append(users[ep.Network], c.ID)
-		}
-	}
-	return users, nil
 }

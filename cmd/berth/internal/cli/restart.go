@@ -12,22 +12,18 @@ func init() { register("restart", NewCmdRestart) }
 
 // NewCmdRestart builds `berth restart`.
 func NewCmdRestart(o *Options) *cobra.Command {
-	var seconds int
+	var stopTime func() *time.Duration
 	cmd := &cobra.Command{
 		Use:   "restart [-t SECONDS] CONTAINER...",
 		Short: "Restart containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var timeout *time.Duration
-			if cmd.Flags().Changed("time") {
-				d := time.Duration(seconds) * time.Second
-				timeout = &d
-			}
+			timeout := stopTime()
 			return eachContainer(cmd, o, args, func(cs engine.Containers, ref string) error {
 				return cs.Restart(cmd.Context(), ref, timeout)
 			})
 		},
 	}
-	cmd.Flags().IntVarP(&seconds, "time", "t", 10, "seconds to wait before killing the container")
+	stopTime = stopTimeFlag(cmd)
 	return cmd
 }

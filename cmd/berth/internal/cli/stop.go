@@ -14,7 +14,7 @@ func init() { register("stop", NewCmdStop) }
 
 // NewCmdStop builds `berth stop`.
 func NewCmdStop(o *Options) *cobra.Command {
-	var seconds int
+	var stopTime func() *time.Duration
 	cmd := &cobra.Command{
 		Use:   "stop [-t SECONDS] CONTAINER...",
 		Short: "Stop running containers",
@@ -23,17 +23,13 @@ stop timeout, 10 seconds), then SIGKILL it. A stopped container stays down
 whatever its restart policy.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var timeout *time.Duration
-			if cmd.Flags().Changed("time") {
-				d := time.Duration(seconds) * time.Second
-				timeout = &d
-			}
+			timeout := stopTime()
 			return eachContainer(cmd, o, args, func(cs engine.Containers, ref string) error {
 				return cs.Stop(cmd.Context(), ref, timeout)
 			})
 		},
 	}
-	cmd.Flags().IntVarP(&seconds, "time", "t", 10, "seconds to wait before killing the container")
+	stopTime = stopTimeFlag(cmd)
 	return cmd
 }
 
@@ -60,4 +56,18 @@ func eachContainer(cmd *cobra.Command, o *Options, refs []string, fn func(engine
 		}
 		return errs.ErrorOrNil()
 	})
+}
+
+// stopTimeFlag adds -t/--time SECONDS to cmd and returns its value: nil
+// when not given, so that each container's own stop timeout applies.
+func stopTimeFlag(cmd *cobra.Command) func() *time.Duration {
+	var seconds int
+	cmd.Flags().IntVarP(&seconds, "time", "t", 10, "seconds to wait before killing the container")
+	return func() *time.Duration {
+		if !cmd.Flags().Changed("time") {
+			return nil
+		}
+		d := time.Duration(seconds) * time.Second
+		return &d
+	}
 }
