@@ -27,8 +27,8 @@ const (
 )
 
 // record is a container's persistent configuration (container.json). The
-// monitor reads Spec, Config.Restart, Config.AutoRemove, ManuallyStopped and
-// Removing from it.
+// monitor reads Spec, Config.Restart, Config.AutoRemove, ManuallyStopped,
+// Releasing and Removing from it.
 type record struct {
 	ID      string                 `json:"id"`
 	Name    string                 `json:"name"`
@@ -46,7 +46,12 @@ type record struct {
 	// restart policy leaves such a container alone (Docker's
 	// HasBeenManuallyStopped).
 	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
-	Removing        bool `json:"removing,omitempty"`
+	// Releasing is set, with ManuallyStopped, by a command that stops the
+	// container, waits for its monitor to end and then releases what the
+	// stopped container held itself (see Runtime.Stop); the monitor then
+	// skips its cleanup process. Cleared by start.
+	Releasing bool `json:"releasing,omitempty"`
+	Removing  bool `json:"removing,omitempty"`
 	// Spec is what the monitor runs, computed at each start.
 	Spec *shim.Spec `json:"spec,omitempty"`
 	// Ports are the published ports as the last start bound them, host

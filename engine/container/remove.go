@@ -137,6 +137,10 @@ func (r *Runtime) Finalize(ctx context.Context, id string) error {
 		return err
 	}
 	defer l.release()
+	return r.finalizeLocked(ctx, l)
+}
+
+func (r *Runtime) finalizeLocked(ctx context.Context, l *locked) error {
 	o := r.observe(l.dir, l.rec)
 	if o.Status == engine.StatusRunning || o.Status == engine.StatusRestarting {
 		return nil

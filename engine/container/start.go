@@ -51,7 +51,7 @@ func (r *Runtime) start(ctx context.Context, l *locked, hello *shim.AttachHello,
 		return nil, fmt.Errorf("start %s: %w", rec.Name, err)
 	}
 	rec.Spec = spec
-	rec.ManuallyStopped = false
+	rec.ManuallyStopped, rec.Releasing = false, false
 	if err := r.writeRuntimeRecord(l.dir, rec); err != nil {
 		return nil, fmt.Errorf("start %s: %w", rec.Name, err)
 	}

@@ -27,17 +27,24 @@ func (r *Runtime) Stop(ctx context.Context, ref string, timeout *time.Duration) 
 		return err
 	}
 	defer l.release()
-	return r.stop(ctx, l, timeout, true)
+	if err := r.stop(ctx, l, timeout, true); err != nil || !l.rec.Releasing {
+		return err
+	}
+	// The monitor left what the container held to us (see
+	// record.Releasing): releasing it here spares a cleanup process.
+	return r.finalizeLocked(ctx, l)
 }
 
 // stop ends a locked container's process and waits for its monitor to have
-// recorded the end. Only running or restarting containers are touched.
+// recorded the end. Only running or restarting containers are touched. The
+// caller releases what the container held (a restart keeps it, a removal
+// releases it all): its monitor does not (record.Releasing).
 func (r *Runtime) stop(ctx context.Context, l *locked, timeout *time.Duration, graceful bool) error {
 	o := r.observe(l.dir, l.rec)
 	if o.Status != engine.StatusRunning && o.Status != engine.StatusRestarting && !o.settling {
 		return nil
 	}
-	l.rec.ManuallyStopped = true
+	l.rec.ManuallyStopped, l.rec.Releasing = true, true
 	if err := r.writeRuntimeRecord(l.dir, l.rec); err != nil {
 		return fmt.Errorf("stop %s: %w", l.rec.Name, err)
 	}

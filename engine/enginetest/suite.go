@@ -547,12 +547,25 @@ func testNetworks(t *testing.T, s *suite) {
 	if err != nil || len(list) != 1 || list[0].Name != name {
 		t.Errorf("list by label: %v, %v", list, err)
 	}
+	// A stop releases the container's address by the time it returns.
+	r := s.start(engine.ContainerConfig{Cmd: sleeper(), StopSignal: "SIGKILL", Networks: []engine.EndpointConfig{{Network: name}}})
+	if eps := s.inspect(r.ID).Endpoints; len(eps) != 1 || eps[0].Network != name || eps[0].IPv4 == "" {
+		t.Errorf("endpoints of a running container: %+v, want one on %s", eps, name)
+	}
+	if err := s.cs().Stop(ctx, r.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if eps := s.inspect(r.ID).Endpoints; len(eps) != 0 {
+		t.Errorf("endpoints right after stop: %+v, want none", eps)
+	}
 	c := s.create(engine.ContainerConfig{Cmd: sleeper(), Networks: []engine.EndpointConfig{{Network: name}}})
 	if err := ns.Remove(ctx, name); !errors.Is(err, engine.ErrInUse) {
 		t.Errorf("remove of a network in use: %v, want ErrInUse", err)
 	}
-	if err := s.cs().Remove(ctx, c.ID, engine.RemoveContainerOptions{Force: true}); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{c.ID, r.ID} {
+		if err := s.cs().Remove(ctx, id, engine.RemoveContainerOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := ns.Remove(ctx, name); err != nil {
 		t.Errorf("remove of an unused network: %v", err)

@@ -63,7 +63,10 @@ func cleanupMain() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e, err := Open(ctx, Config{DataRoot: os.Args[1]})
+	// One container's business: a collection, which reads every container,
+	// is left to the berth commands (with a hundred containers stopping
+	// at once, it would be read ten thousand times).
+	e, err := Open(ctx, Config{DataRoot: os.Args[1], GC: GCNever})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth-cleanup: %v\n", err)
 		os.Exit(1)

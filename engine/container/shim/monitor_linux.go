@@ -42,7 +42,10 @@ type recordView struct {
 		AutoRemove bool                 `json:"autoRemove"`
 	} `json:"config"`
 	ManuallyStopped bool `json:"manuallyStopped"`
-	Removing        bool `json:"removing"`
+	// Releasing: the command that stops the container releases what it
+	// held once this monitor is gone; no cleanup process is needed.
+	Releasing bool `json:"releasing"`
+	Removing  bool `json:"removing"`
 }
 
 type monitor struct {
@@ -288,7 +291,7 @@ func (m *monitor) finish(res runResult, status engine.Status) {
 	// An owner removes an AutoRemove container itself, which detaches its
 	// networks too; had it died first, the next berth command's gc does.
 	autoRemove := m.rec.Config.AutoRemove
-	if m.spec.Cleanup != "" && !(autoRemove && owner) && (m.spec.Detach || autoRemove) {
+	if m.spec.Cleanup != "" && !(autoRemove && owner) && (m.spec.Detach || autoRemove) && !m.rec.Releasing {
 		m.runCleanup()
 	}
 }
