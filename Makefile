@@ -16,7 +16,7 @@ endif
 
 # Packages with no root-only code, run under the race detector (needs cgo).
 # reconciler/e2e drives the real engine as root and is left out.
-RACE_PKGS := ./spec/... ./schemas/... ./engine/state/... ./reconciler ./reconciler/plan/... ./reconciler/render/... ./engine/enginetest/... ./engine/volume/... ./engine/registry/...
+RACE_PKGS := ./spec/... ./schemas/... ./engine/state/... ./reconciler ./reconciler/plan/... ./reconciler/render/... ./engine/enginetest/... ./engine/volume/... ./engine/registry/... ./engine/reexec/...
 FUZZTIME  ?= 10s
 
 .PHONY: all build test deps lint verify unit race fuzz conformance bench demo schemas clean

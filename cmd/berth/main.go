@@ -10,6 +10,7 @@ import (
 	"berth.dev/berth/cmd/berth/internal/cli"
 	_ "berth.dev/berth/cmd/berth/internal/prestart" // container monitors start while berth initializes
 	"berth.dev/berth/engine/reexec"
+	_ "berth.dev/berth/engine/reexec/prefault" // the first page faults, in two system calls
 )
 
 func init() {
