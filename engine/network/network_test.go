@@ -663,7 +663,10 @@ func deadlineOf(ctx context.Context) (d time.Time) {
 func TestAfterReboot(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	n := e.network(engine.NetworkConfig{Name: "n"})
+	// A subnet of its own: while the bridge is gone, its subnet is free to
+	// the tests that run alongside (here and in other packages), whose
+	// networks take the first /24 not routed on the host.
+	n := e.network(engine.NetworkConfig{Name: "n", Subnet: "10.250.78.0/24"})
 	if err := deleteLink(mustHostHandle(t), n.Bridge); err != nil {
 		t.Fatal(err)
 	}
