@@ -571,10 +571,12 @@ func (m *monitor) run(pre *initProc, first bool) (res runResult) {
 	}
 	m.publish("start", nil)
 	if first {
-		// Shed what only start-up needed: now, and once the first
-		// exchanges with the engine (attach, state reads) are over.
-		trimText()
-		time.AfterFunc(2*time.Second, trimText)
+		// Shed what only start-up needed, once the first exchanges with
+		// the engine (attach, state reads) are over: not at once, which
+		// would cost the start of every container (a few milliseconds of
+		// CPU on these machines) and fault the exit path of a short one
+		// back in.
+		time.AfterFunc(time.Second, trimText)
 	}
 	stopHealth := m.startHealth(proc, started)
 	ws := <-exitc
