@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"berth.dev/berth/engine"
 	"berth.dev/berth/engine/state"
 )
 
@@ -130,6 +131,18 @@ func (m *Manager) ensureBridge(h *netlink.Handle, n *netRecord) (netlink.Link, e
 			}
 		}
 		return l, nil
+	}
+	// A bridge that is gone (a reboot) comes back only if nothing on the
+	// host took its subnet meanwhile, such as a network of another data
+	// root, whose allocation cannot see a subnet routed nowhere: two bridges
+	// on one subnet would each cut off the other's containers.
+	if routed, err := hostPrefixes(h); err == nil {
+		for _, p := range routed {
+			if p.Overlaps(n.subnet()) {
+				return nil, fmt.Errorf("bridge %s of network %s: its subnet %s overlaps %s, routed on this host since the bridge went away; remove one of the two networks: %w",
+					n.Bridge, n.Name, n.subnet(), p, engine.ErrConflict)
+			}
+		}
 	}
 	la := netlink.NewLinkAttrs()
 	la.Name = n.Bridge

@@ -44,7 +44,10 @@
 // route of the host nor another network of this data root; the default
 // network "bridge" prefers 172.17.0.0/16, as Docker's docker0 does. Choices
 // are made under a host-wide lock (/run/lock/berth-network.lock), because two
-// data roots share one routing table.
+// data roots share one routing table. A subnet is routed only while its bridge
+// exists: after a reboot, another data root may take the subnet of a network
+// whose bridge is not back yet, and re-creating that bridge then fails with
+// ErrConflict rather than putting two bridges on one subnet.
 //
 // # nftables
 //

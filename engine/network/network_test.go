@@ -687,6 +687,42 @@ func TestAfterReboot(t *testing.T) {
 	contains(t, "a: ping the gateway", got, err, "1 packets received")
 }
 
+// TestAfterRebootSubnetTaken: while the bridge was gone, something else on
+// the host (here a veth, as a network of another data root would be)
+// took its subnet; the next attach refuses to make a second bridge on it
+// and says why.
+func TestAfterRebootSubnetTaken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	n := e.network(engine.NetworkConfig{Name: "n", Subnet: "10.250.79.0/24"})
+	h := mustHostHandle(t)
+	if err := deleteLink(h, n.Bridge); err != nil {
+		t.Fatal(err)
+	}
+	la := netlink.NewLinkAttrs()
+	id := newID()
+	la.Name = "bt" + id[:12]
+	other := &netlink.Veth{LinkAttrs: la, PeerName: "bu" + id[:12]}
+	if err := h.LinkAdd(other); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = deleteLink(h, la.Name) })
+	addr, _ := netlink.ParseAddr("10.250.79.9/24")
+	if err := h.AddrAdd(other, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(other); err != nil {
+		t.Fatal(err)
+	}
+	err := e.sandbox("a").attach([]engine.EndpointConfig{{Network: "n"}})
+	if !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), "10.250.79.0/24") {
+		t.Fatalf("attach with the subnet taken: %v, want ErrConflict naming the subnet", err)
+	}
+	if _, err := netlink.LinkByName(n.Bridge); err == nil {
+		t.Errorf("bridge %s made on a taken subnet", n.Bridge)
+	}
+}
+
 func mustHostHandle(t *testing.T) *netlink.Handle {
 	h, err := hostHandle()
 	if err != nil {
