@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"berth.dev/berth/engine/enginetest"
 )
 
 func init() {
@@ -211,44 +212,6 @@ func benchImagePullBusybox(ctx context.Context, env *Env) (Result, error) {
 
 func imageMB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
-// imageLargeLayer makes a layer tar of about size bytes: many files, half
-// of them text (compressible), half random bytes (not), in nested
-// directories, as a real image layer is.
-func imageLargeLayer(seed uint64, size int) []byte {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	words := strings.Fields("berth container image layer registry overlay snapshot digest manifest index config network volume reconcile apply plan watch kernel cgroup namespace mount process signal")
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	mod := time.Unix(1700000000, 0)
-	n := 0
-	for d := 0; b.Len() < size; d++ {
-		dir := fmt.Sprintf("usr/lib/pkg%d/sub%d/", seed, d)
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: mod})
-		for f := 0; f < 32 && b.Len() < size; f++ {
-			// Sizes from 1 KiB to 1 MiB, skewed small like real trees.
-			fsize := 1024 << rng.IntN(11)
-			data := make([]byte, fsize)
-			if n%2 == 0 {
-				for i := range data {
-					data[i] = byte(rng.Uint32())
-				}
-			} else {
-				var t bytes.Buffer
-				for t.Len() < fsize {
-					t.WriteString(words[rng.IntN(len(words))])
-					t.WriteByte(" \n"[rng.IntN(2)])
-				}
-				copy(data, t.Bytes())
-			}
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("%sfile%d", dir, f), Mode: 0o644, Size: int64(fsize), ModTime: mod})
-			tw.Write(data)
-			n++
-		}
-	}
-	tw.Close()
-	return b.Bytes()
-}
-
 // benchImagePullLarge times `berth pull` (the whole command, download and
 // unpack) of a 5-layer image of 200 MB into a fresh data root.
 func benchImagePullLarge(ctx context.Context, env *Env) (Result, error) {
@@ -267,7 +230,7 @@ func benchImagePullLarge(ctx context.Context, env *Env) (Result, error) {
 	var diffIDs []string
 	var total, compressed int64
 	for i := range 5 {
-		tarData := imageLargeLayer(uint64(i+1), 40<<20)
+		tarData := enginetest.SyntheticLayer(uint64(i+1), 40<<20)
 		total += int64(len(tarData))
 		diffIDs = append(diffIDs, imageDigest(tarData))
 		var z bytes.Buffer

@@ -1,13 +1,11 @@
 package reconciler
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,28 +14,10 @@ import (
 	"berth.dev/berth/reconciler/plan"
 )
 
-// syncBuffer is a log sink tests read while watch writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startWatch runs Watch until the test ends and returns its log.
-func startWatch(t *testing.T, f *enginetest.Fake, dir string) (*Reconciler, *syncBuffer) {
+func startWatch(t *testing.T, f *enginetest.Fake, dir string) (*Reconciler, *enginetest.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &enginetest.SyncBuffer{}
 	r := New(f, WithDataRoot(t.TempDir()), WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"berth.dev/berth/engine"
+	"berth.dev/berth/engine/enginetest"
 )
 
 func TestLogsRotateAndSurviveRestart(t *testing.T) {
@@ -202,7 +203,7 @@ func TestExecSharesPidNamespace(t *testing.T) {
 		t.Errorf("exec pid %q is not a pid of the container's namespace", pid)
 	}
 	// Capabilities, user, environment and workdir of an exec.
-	var buf syncBuffer
+	var buf enginetest.SyncBuffer
 	code, err := v.rt.Exec(t.Context(), c.ID, engine.ExecConfig{Cmd: []string{"sh", "-c", "id; pwd; echo $X; grep CapEff /proc/self/status"}, User: "alice", WorkingDir: "/home/alice", Env: []string{"X=y"}},
 		engine.Streams{Stdout: &buf, Stderr: &buf})
 	if err != nil || code != 0 {
@@ -222,7 +223,7 @@ func TestExecSharesPidNamespace(t *testing.T) {
 		t.Errorf("exec of a missing command: %v", err)
 	}
 	// Stdin reaches the process.
-	buf = syncBuffer{}
+	buf = enginetest.SyncBuffer{}
 	code, err = v.rt.Exec(t.Context(), c.ID, engine.ExecConfig{Cmd: []string{"cat"}}, engine.Streams{Stdin: strings.NewReader("piped\n"), Stdout: &buf})
 	if err != nil || code != 0 || buf.String() != "piped\n" {
 		t.Errorf("exec with stdin: %q, %d, %v", buf.String(), code, err)
@@ -277,7 +278,7 @@ func TestTTYAndStdin(t *testing.T) {
 	cfg = v.config("sh", "-c", "cat; echo end")
 	cfg.OpenStdin = true
 	cfg.AutoRemove = true
-	var buf syncBuffer
+	var buf enginetest.SyncBuffer
 	_, wait, err := v.rt.Run(t.Context(), cfg, &engine.Streams{Stdin: strings.NewReader("hello stdin\n"), Stdout: &buf, Stderr: &buf})
 	if err != nil {
 		t.Fatal(err)

@@ -127,7 +127,7 @@ func (v *env) config(cmd ...string) engine.ContainerConfig {
 // run runs cfg in the foreground and returns its output and exit status.
 func (v *env) run(cfg engine.ContainerConfig) (string, container.Exit, error) {
 	v.t.Helper()
-	var out syncBuffer
+	var out enginetest.SyncBuffer
 	c, wait, err := v.rt.Run(v.t.Context(), cfg, &engine.Streams{Stdout: &out, Stderr: &out})
 	if c.ID != "" {
 		v.track(c.ID)
@@ -155,7 +155,7 @@ func (v *env) start(cfg engine.ContainerConfig) engine.Container {
 // exec runs cmd in a running container and returns its output.
 func (v *env) exec(id string, cmd ...string) (string, int) {
 	v.t.Helper()
-	var out syncBuffer
+	var out enginetest.SyncBuffer
 	code, err := v.rt.Exec(v.t.Context(), id, engine.ExecConfig{Cmd: cmd}, engine.Streams{Stdout: &out, Stderr: &out})
 	if err != nil {
 		v.t.Fatalf("exec %v: %v", cmd, err)
@@ -203,23 +203,6 @@ func hexs(b []byte) string {
 		out = append(out, digits[c>>4], digits[c&15])
 	}
 	return string(out)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // lines returns the lines of s.

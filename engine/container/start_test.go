@@ -15,6 +15,7 @@ import (
 	"berth.dev/berth/engine"
 	"berth.dev/berth/engine/container"
 	"berth.dev/berth/engine/container/shim"
+	"berth.dev/berth/engine/enginetest"
 	"berth.dev/berth/engine/image"
 )
 
@@ -115,7 +116,7 @@ func TestWithoutNetworkManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out enginetest.SyncBuffer
 	cfg := v.config("ls", "/sys/class/net")
 	cfg.AutoRemove = true
 	c, wait, err := rt.Run(t.Context(), cfg, &engine.Streams{Stdout: &out, Stderr: &out})

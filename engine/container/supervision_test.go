@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"berth.dev/berth/engine"
+	"berth.dev/berth/engine/enginetest"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -139,7 +140,7 @@ func TestAttach(t *testing.T) {
 	cfg.OpenStdin = true
 	c := v.start(cfg)
 	pr, pw := ioPipe()
-	var out syncBuffer
+	var out enginetest.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- v.rt.Attach(t.Context(), c.ID, engine.Streams{Stdin: pr, Stdout: &out, Stderr: &out}) }()
 	time.Sleep(200 * time.Millisecond)

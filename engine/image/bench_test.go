@@ -3,8 +3,6 @@ package image_test
 import (
 	"archive/tar"
 	"bytes"
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,42 +10,8 @@ import (
 	"time"
 
 	"berth.dev/berth/engine"
+	"berth.dev/berth/engine/enginetest"
 )
-
-// benchLayer makes a layer tar of about size bytes, half random (not
-// compressible) files and half text.
-func benchLayer(seed uint64, size int) []byte {
-	rng := rand.New(rand.NewPCG(seed, seed))
-	words := strings.Fields("berth container image layer registry overlay snapshot digest manifest index config")
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	n := 0
-	for d := 0; b.Len() < size; d++ {
-		dir := fmt.Sprintf("usr/lib/p%d/d%d/", seed, d)
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: time.Unix(1700000000, 0)})
-		for f := 0; f < 32 && b.Len() < size; f++ {
-			fsize := 1024 << rng.IntN(11)
-			data := make([]byte, fsize)
-			if n%2 == 0 {
-				for i := range data {
-					data[i] = byte(rng.Uint32())
-				}
-			} else {
-				var t bytes.Buffer
-				for t.Len() < fsize {
-					t.WriteString(words[rng.IntN(len(words))])
-					t.WriteByte(' ')
-				}
-				copy(data, t.Bytes())
-			}
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("%sf%d", dir, f), Mode: 0o644, Size: int64(fsize), ModTime: time.Unix(1700000000, 0)})
-			tw.Write(data)
-			n++
-		}
-	}
-	tw.Close()
-	return b.Bytes()
-}
 
 // BenchmarkPullLarge pulls a 5-layer, 200 MB image from an in-process
 // registry into a fresh store (bench/image.go measures the whole CLI).
@@ -55,7 +19,7 @@ func BenchmarkPullLarge(b *testing.B) {
 	var layers [][]byte
 	total := 0
 	for i := range 5 {
-		l := benchLayer(uint64(i+1), 40<<20)
+		l := enginetest.SyntheticLayer(uint64(i+1), 40<<20)
 		layers = append(layers, l)
 		total += len(l)
 	}

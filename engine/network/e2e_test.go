@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -162,7 +161,7 @@ func addrOf(c engine.Container, i int) string {
 
 // exec runs busybox with args in c and returns its output.
 func (w *world) exec(c engine.Container, args ...string) (string, error) {
-	var out lockedBuffer
+	var out enginetest.SyncBuffer
 	ctx, cancel := context.WithTimeout(w.t.Context(), 20*time.Second)
 	defer cancel()
 	code, err := w.e.Containers().Exec(ctx, c.ID, engine.ExecConfig{Cmd: args}, engine.Streams{Stdout: &out, Stderr: &out})
@@ -176,24 +175,6 @@ func (w *world) exec(c engine.Container, args ...string) (string, error) {
 // from busybox timeout.
 func (w *world) get(c engine.Container, url string, limit int) (string, error) {
 	return w.exec(c, "timeout", strconv.Itoa(limit), "wget", "-q", "-O", "-", url)
-}
-
-// lockedBuffer is a buffer two copying goroutines (stdout, stderr) can share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type exitError struct{ code int }

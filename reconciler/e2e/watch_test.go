@@ -1,36 +1,18 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"berth.dev/berth/engine"
+	"berth.dev/berth/engine/enginetest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 const watchNet = `apiVersion: berth.dev/v1alpha1
 kind: Network
@@ -77,7 +59,7 @@ func TestWatch(t *testing.T) {
 	write("a.yaml", watchCtr("a", "one"))
 	write("b.yaml", watchCtr("b", "one"))
 
-	logs := &lockedBuffer{}
+	logs := &enginetest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(t.Context())
 	cmd := exec.CommandContext(ctx, berthBin, "--data-root", h.root, "--config", "", "watch", "--resync", "2s", dir)
 	cmd.Stdout, cmd.Stderr = logs, logs
